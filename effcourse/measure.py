@@ -1,0 +1,142 @@
+"""Counting what a model costs: parameters, non-zero parameters, MACs and bytes."""
+from __future__ import annotations
+
+import gzip
+import math
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tf_keras as keras
+from tf_keras import layers
+
+
+class MeasureError(ValueError):
+    """A model the measurements cannot handle, with what to do about it."""
+
+
+# Layers whose weights cost no multiply-accumulates at inference (batch norm folds into
+# the convolution before it when the model is converted).
+ZERO_MAC_WEIGHTED = (layers.BatchNormalization, layers.LayerNormalization)
+
+
+@dataclass(frozen=True)
+class LayerMacs:
+    """Multiply-accumulates of one layer for one input image."""
+
+    layer: str
+    kind: str
+    macs: int
+    nonzero_macs: int
+
+
+def _unwrap(layer):
+    """The layer inside a Model Optimization Toolkit wrapper (pruning, quantization, clustering)."""
+    while hasattr(layer, "layer") and isinstance(layer.layer, layers.Layer):
+        layer = layer.layer
+    return layer
+
+
+def _flat_layers(model: keras.Model):
+    """Every leaf layer of a (possibly nested) Keras model."""
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _flat_layers(layer)
+        else:
+            yield layer
+
+
+def _spatial(shape) -> int:
+    """Output positions of a conv layer: height x width (batch and channels excluded)."""
+    return int(np.prod([d for d in shape[1:-1]]))
+
+
+def _layer_macs(wrapper) -> LayerMacs | None:
+    layer = _unwrap(wrapper)
+    if isinstance(layer, layers.DepthwiseConv2D):
+        kernel = layer.depthwise_kernel.numpy()
+        positions = _spatial(wrapper.output_shape)
+    elif isinstance(layer, layers.SeparableConv2D):
+        depthwise, pointwise = layer.depthwise_kernel.numpy(), layer.pointwise_kernel.numpy()
+        positions = _spatial(wrapper.output_shape)
+        dense_macs = positions * (depthwise.size + pointwise.size)
+        nonzero = positions * (np.count_nonzero(depthwise) + np.count_nonzero(pointwise))
+        return LayerMacs(layer.name, "SeparableConv2D", dense_macs, int(nonzero))
+    elif isinstance(layer, layers.Conv2D):  # kernel (kh, kw, in/groups, out): one MAC per weight per position
+        kernel = layer.kernel.numpy()
+        positions = _spatial(wrapper.output_shape)
+    elif isinstance(layer, layers.Dense):
+        kernel = layer.kernel.numpy()
+        positions = int(np.prod(wrapper.input_shape[1:-1])) if len(wrapper.input_shape) > 2 else 1
+    elif not layer.weights or isinstance(layer, ZERO_MAC_WEIGHTED):
+        return None
+    else:
+        raise MeasureError(
+            f"Cannot count the MACs of layer {layer.name!r} ({type(layer).__name__}): the course counts "
+            "Conv2D, DepthwiseConv2D, SeparableConv2D and Dense layers. Use those layers, or leave MACs "
+            "out of the comparison for this model."
+        )
+    return LayerMacs(layer.name, type(layer).__name__, positions * kernel.size, positions * int(np.count_nonzero(kernel)))
+
+
+def layer_macs(model: keras.Model) -> list[LayerMacs]:
+    """Per-layer MACs for one image, dense and counting only non-zero weights."""
+    if not model.built:
+        raise MeasureError("The model is not built: call it on an input or give it an Input layer first.")
+    return [m for m in (_layer_macs(layer) for layer in _flat_layers(model)) if m is not None]
+
+
+def macs(model: keras.Model) -> tuple[int, int]:
+    """(dense MACs, MACs of the non-zero weights) for one image."""
+    per_layer = layer_macs(model)
+    return sum(m.macs for m in per_layer), sum(m.nonzero_macs for m in per_layer)
+
+
+def _weights(model: keras.Model):
+    """The weights each layer stores, without the masks, quantizer ranges and step counters
+    that Model Optimization Toolkit wrappers add around it."""
+    return [w for layer in _flat_layers(model) for w in _unwrap(layer).weights]
+
+
+def parameters(model: keras.Model) -> tuple[int, int]:
+    """(all parameters, non-zero parameters)."""
+    values = [w.numpy() for w in _weights(model)]
+    return sum(v.size for v in values), sum(int(np.count_nonzero(v)) for v in values)
+
+
+def sparsity(model: keras.Model) -> float:
+    """Share of the Conv/Dense kernel weights that are exactly zero (what pruning targets)."""
+    values = [w.numpy() for w in _weights(model) if "kernel" in w.name.split("/")[-1]]
+    size = sum(v.size for v in values)
+    return 0.0 if size == 0 else 1.0 - sum(int(np.count_nonzero(v)) for v in values) / size
+
+
+def keras_bytes(model: keras.Model) -> bytes:
+    """The model serialized as HDF5 without optimizer state: what you would ship."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.h5"
+        save_h5(model, path)
+        return path.read_bytes()
+
+
+def save_h5(model: keras.Model, path: Path) -> None:
+    """Save as HDF5 without optimizer state. HDF5 is uncompressed, so gzip shows what sparsity and
+    clustering save (as in the Model Optimization Toolkit's guides); Keras calls the format legacy."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*HDF5 file.*legacy", category=UserWarning)
+        keras.models.save_model(model, path, include_optimizer=False)
+
+
+def sizes(blob: bytes) -> tuple[int, int]:
+    """(serialized bytes, gzipped bytes) of a serialized model."""
+    return len(blob), len(gzip.compress(blob, compresslevel=9, mtime=0))
+
+
+def human_bytes(n: float) -> str:
+    """1234567 -> '1.18 MiB'."""
+    if n < 1024:
+        return f"{int(n)} B"
+    exp = min(int(math.log(n, 1024)), 3)
+    return f"{n / 1024**exp:.2f} {('B', 'KiB', 'MiB', 'GiB')[exp]}"

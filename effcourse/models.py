@@ -1,0 +1,44 @@
+"""The course's CNNs for CIFAR-10-sized images, in plain Keras 2 (tf_keras)."""
+from __future__ import annotations
+
+import tf_keras as keras
+from tf_keras import layers
+
+
+def reference_cnn(input_shape=(32, 32, 3), num_classes=10) -> keras.Model:
+    """The reference CNN of lesson 01, exactly as first specified: three convolutions,
+    two max-pools, a 64-unit dense layer and 10 logits."""
+    return keras.Sequential(
+        [
+            keras.Input(shape=input_shape),
+            layers.Conv2D(32, 3, activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Conv2D(64, 3, activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Conv2D(64, 3, activation="relu"),
+            layers.Flatten(),
+            layers.Dense(64, activation="relu"),
+            layers.Dense(num_classes),  # logits
+        ],
+        name="reference_cnn",
+    )
+
+
+def _conv_bn_relu(filters: int) -> list[layers.Layer]:
+    """3x3 convolution (no bias: batch norm has one), batch normalisation, ReLU."""
+    return [
+        layers.Conv2D(filters, 3, padding="same", use_bias=False),
+        layers.BatchNormalization(),
+        layers.ReLU(),
+    ]
+
+
+def improved_cnn(input_shape=(32, 32, 3), num_classes=10, widths=(32, 64, 96)) -> keras.Model:
+    """The improved baseline: three blocks of two conv-BN-ReLU layers, max-pool and
+    dropout, then global average pooling and the logits (about 1.7x the reference's parameters)."""
+    stack = [keras.Input(shape=input_shape)]
+    for block, filters in enumerate(widths):
+        stack += _conv_bn_relu(filters) + _conv_bn_relu(filters)
+        stack += [layers.MaxPooling2D(), layers.Dropout(0.2 + 0.1 * block)]
+    stack += [layers.GlobalAveragePooling2D(), layers.Dense(num_classes)]  # logits
+    return keras.Sequential(stack, name="improved_cnn")

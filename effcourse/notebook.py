@@ -1,0 +1,30 @@
+"""Small helpers for the lesson notebooks: the run header, readable source, checks."""
+from __future__ import annotations
+
+import inspect
+
+from . import hardware, profiles
+
+
+def run_header() -> profiles.Profile:
+    """Print which profile, hardware and library versions this run uses; return the profile."""
+    profile = profiles.current()
+    print(f"Profile : {profile.name} ({profile.description})")
+    print(f"Hardware: {hardware.describe()}")
+    print("Versions: " + ", ".join(f"{k} {v}" for k, v in hardware.versions().items()))
+    return profile
+
+
+def show_source(*objects):
+    """Display the source code of package functions, so the notebook shows what it calls."""
+    from IPython.display import Code, display
+
+    for obj in objects:
+        display(Code(inspect.getsource(obj), language="python"))
+
+
+def check(condition: bool, claim: str) -> None:
+    """A learning-outcome check: print it as passed, or fail the cell saying what did not hold."""
+    if not condition:
+        raise AssertionError(f"Check failed: {claim}")
+    print(f"Check passed: {claim}")

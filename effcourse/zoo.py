@@ -1,0 +1,67 @@
+"""Trained models shared between lessons, cached outside git by recipe, profile and data.
+
+A lesson asks for a model by recipe name; it is loaded if an earlier lesson (or run)
+trained it the same way, and trained now with that recipe otherwise.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import tf_keras as keras
+
+from . import measure, paths, profiles, recipes
+from .data import ImageData
+
+
+@dataclass
+class TrainedModel:
+    """A trained model with its training history and where it came from."""
+
+    model: keras.Model
+    history: dict
+    recipe: str
+    from_cache: bool
+    path: Path
+
+
+def cache_path(recipe: str, data: ImageData, profile: profiles.Profile) -> Path:
+    """The folder that holds `recipe` trained on `data` in `profile`."""
+    return paths.subdir("models") / f"{recipe}-{profile.name}-{data.fingerprint()}"
+
+
+def trained(recipe: str, data: ImageData, profile: profiles.Profile | None = None, *, retrain: bool = False) -> TrainedModel:
+    """The model `recipe` trains on `data` in `profile`: from the cache, or trained now and cached."""
+    if recipe not in recipes.RECIPES:
+        raise KeyError(f"No recipe {recipe!r}. Known recipes: {', '.join(recipes.RECIPES)}.")
+    profile = profile or profiles.current()
+    folder = cache_path(recipe, data, profile)
+    if folder.exists() and not retrain:
+        try:
+            model = recipes.compile_model(keras.models.load_model(folder / "model.h5", compile=False))
+            history = json.loads((folder / "history.json").read_text())
+            print(f"Loaded '{recipe}' from the model cache ({folder}).")
+            return TrainedModel(model, history, recipe, True, folder)
+        except (OSError, ValueError, json.JSONDecodeError) as err:
+            print(f"The cached '{recipe}' model in {folder} is unreadable ({err}); training it again.")
+    model, history = recipes.RECIPES[recipe](data, profile)
+    _save(folder, model, history, recipe, data, profile)
+    return TrainedModel(model, history, recipe, False, folder)
+
+
+def _save(folder: Path, model, history: dict, recipe: str, data: ImageData, profile: profiles.Profile) -> None:
+    """Write the model, history and provenance to a temporary folder, then move it into place."""
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".staging-"))
+    measure.save_h5(model, staging / "model.h5")
+    history = {k: [float(v) for v in values] for k, values in history.items()}
+    (staging / "history.json").write_text(json.dumps(history))
+    meta = {"recipe": recipe, "profile": profile.name, "data": data.source,
+            "trained": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    (staging / "meta.json").write_text(json.dumps(meta, indent=1))
+    if folder.exists():
+        shutil.rmtree(folder)
+    staging.rename(folder)

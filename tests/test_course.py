@@ -1,0 +1,51 @@
+"""The main job's runner and the command line, on tiny notebooks."""
+import nbformat
+import pytest
+
+from effcourse import cli, course, paths, profiles
+
+
+def write_notebook(path, *sources):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+def test_lesson_notebooks_are_ordered_and_filtered(tmp_path):
+    for name in ("02_b.ipynb", "01_a.ipynb", "notes.ipynb"):
+        write_notebook(tmp_path / name, "1")
+    assert [p.name for p in course.lesson_notebooks(tmp_path)] == ["01_a.ipynb", "02_b.ipynb"]
+    assert [p.name for p in course.lesson_notebooks(tmp_path, only=["02"])] == ["02_b.ipynb"]
+    with pytest.raises(course.CourseError, match="No lesson"):
+        course.lesson_notebooks(tmp_path, only=["09"])
+    with pytest.raises(course.CourseError, match="No notebooks folder"):
+        course.lesson_notebooks(tmp_path / "missing")
+
+
+def test_run_notebook_saves_outputs_and_measures_peak_memory(tmp_path, monkeypatch):
+    monkeypatch.setenv(profiles.ENV_VAR, "workshop")
+    source = write_notebook(tmp_path / "01_a.ipynb", "import os\nprint(os.environ['EFFCOURSE_PROFILE'])", "x = bytearray(50 * 2**20)")
+    run = course.run_notebook(source, tmp_path / "out" / "01_a.ipynb")
+    executed = nbformat.read(tmp_path / "out" / "01_a.ipynb", as_version=4)
+    assert len(executed.cells) == 2  # the measuring cell is not saved
+    assert executed.cells[0].outputs[0]["text"].strip() == "workshop"
+    assert run.seconds > 0 and run.peak_mib > 50
+
+
+def test_failing_notebook_names_itself(tmp_path):
+    source = write_notebook(tmp_path / "01_bad.ipynb", "raise RuntimeError('boom')")
+    with pytest.raises(course.CourseError, match="01_bad.ipynb failed") as err:
+        course.run_notebook(source, tmp_path / "out.ipynb")
+    assert "boom" in str(err.value)
+
+
+def test_cli_rejects_unknown_profile(capsys):
+    assert cli.main(["run", "--profile", "bogus"]) == 1
+    assert "Valid profiles: smoke, workshop, full" in capsys.readouterr().err
+
+
+def test_cli_compare_with_empty_store(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(paths.ENV_VAR, str(tmp_path))
+    assert cli.main(["compare"]) == 0
+    assert "No report cards recorded." in capsys.readouterr().out
