@@ -14,9 +14,29 @@ if os.environ.setdefault("TF_USE_LEGACY_KERAS", "1") != "1":
         f"support Keras 3, but TF_USE_LEGACY_KERAS={os.environ['TF_USE_LEGACY_KERAS']!r} is set. "
         "Unset it (or set it to 1) and restart the kernel."
     )
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's C++ log lines (CUDA probing on a CPU machine) are noise in a lesson; set the
+# variable to 0 yourself to see them.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-if "tensorflow" in sys.modules and not sys.modules["tensorflow"].keras.__name__.startswith("tf_keras"):
+
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow with the C++ messages it prints before its logging starts silenced.
+    They are written straight to file descriptor 2, which notebooks show as red output."""
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow  # noqa: F401
+        import tf_keras  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+if "tensorflow" not in sys.modules:
+    _import_tensorflow_quietly()
+elif not sys.modules["tensorflow"].keras.__name__.startswith("tf_keras"):
     raise ImportError(
         "TensorFlow was imported with Keras 3 before effcourse could select Keras 2. "
         "Restart the kernel and import effcourse (or set TF_USE_LEGACY_KERAS=1) before TensorFlow."

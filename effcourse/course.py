@@ -53,16 +53,18 @@ def run_notebook(path: Path, output: Path, timeout: int | None = None) -> Notebo
     nb = nbformat.read(path, as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell(_PEAK_CELL))
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    output.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     try:
         client.execute()
     except CellExecutionError as err:
-        raise CourseError(f"{path.name} failed:\n{err}") from None
+        nb.cells.pop()
+        nbformat.write(nb, output)
+        raise CourseError(f"{path.name} failed (outputs so far saved in {output}):\n{err}") from None
     seconds = time.perf_counter() - start
     peak_cell = nb.cells.pop()
     text = "".join(o.get("text", "") for o in peak_cell.outputs if o.get("output_type") == "stream")
     kib = float(text.split(_PEAK_MARK)[-1].split()[0]) if _PEAK_MARK in text else -1
-    output.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, output)
     return NotebookRun(path.name, seconds, kib / 1024 if kib > 0 else None)
 

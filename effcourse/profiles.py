@@ -52,7 +52,7 @@ PROFILES = {
     "workshop": Profile(
         name="workshop",
         description="a laptop CPU in class: a subset of the data, a few epochs, minutes per notebook",
-        train_images=15_000,
+        train_images=10_000,
         test_images=2_000,
         epoch_fraction=0.3,
         max_epochs=12,

@@ -39,7 +39,7 @@ def train_improved(data: ImageData, profile: Profile) -> tuple[keras.Model, dict
     a cosine learning-rate schedule and early stopping on validation accuracy (60 epochs in full)."""
     keras.utils.set_random_seed(0)
     epochs = profile.epochs(60)
-    steps = epochs * math.ceil(len(data.x_train) / profile.batch_size)
+    steps = epochs * math.ceil(len(data.x_train) / data.batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(initial_learning_rate=2e-3, decay_steps=steps)
     model = compile_model(models.improved_cnn(data.image_shape, data.num_classes), learning_rate=schedule)
     early_stopping = keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=10, restore_best_weights=True)

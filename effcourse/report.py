@@ -14,7 +14,7 @@ from .litert import LiteRTModel
 THROUGHPUT_BATCH = 256
 
 
-@dataclass
+@dataclass(repr=False)
 class ReportCard:
     """What one model costs and how well it classifies, with where and how that was measured."""
 
@@ -64,6 +64,9 @@ class ReportCard:
             ("energy per inference", f"{self.energy_mj:.3f} mJ [{self.energy_method}]"),
             ("measured on", f"{self.profile} profile, {self.data}; {self.hardware}"),
         ]
+
+    def __repr__(self) -> str:
+        return str(self)
 
     def __str__(self) -> str:
         width = max(len(label) for label, _ in self.rows())
@@ -139,7 +142,7 @@ def report_card(model, data, *, name: str, lesson: str, profile: profiles.Profil
         params=params, nonzero_params=nonzero_params, sparsity=sparsity,
         macs=dense_macs, nonzero_macs=nonzero_macs, bytes=size, gzip_bytes=gzipped,
         latency_ms=timing.median_ms, latency_p95_ms=timing.p95_ms, latency_runs=timing.runs, threads=threads,
-        throughput_ips=latency.throughput(run_batch, len(batch)), throughput_batch=len(batch),
+        throughput_ips=float(latency.throughput(run_batch, len(batch))), throughput_batch=len(batch),
         energy_mj=joules_per_inference * 1e3, energy_method=reading.method,
         profile=profile.name, data=data.source, hardware=hardware.describe(), versions=hardware.versions(),
         timestamp=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

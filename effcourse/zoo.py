@@ -49,6 +49,7 @@ def trained(recipe: str, data: ImageData, profile: profiles.Profile | None = Non
         except (OSError, ValueError, json.JSONDecodeError) as err:
             print(f"The cached '{recipe}' model in {folder} is unreadable ({err}); training it again.")
     model, history = recipes.RECIPES[recipe](data, profile)
+    history = {k: [float(v) for v in values] for k, values in history.items()}
     _save(folder, model, history, recipe, data, profile)
     return TrainedModel(model, history, recipe, False, folder)
 
@@ -57,7 +58,6 @@ def _save(folder: Path, model, history: dict, recipe: str, data: ImageData, prof
     """Write the model, history and provenance to a temporary folder, then move it into place."""
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".staging-"))
     measure.save_h5(model, staging / "model.h5")
-    history = {k: [float(v) for v in values] for k, values in history.items()}
     (staging / "history.json").write_text(json.dumps(history))
     meta = {"recipe": recipe, "profile": profile.name, "data": data.source,
             "trained": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}

@@ -1,0 +1,67 @@
+"""The trained-model cache: train once, load after, retrain when unreadable."""
+import dataclasses
+
+import numpy as np
+import pytest
+import tf_keras as keras
+
+from effcourse import data, paths, profiles, recipes, zoo
+
+PROFILE = profiles.get("smoke")
+
+
+@pytest.fixture(autouse=True)
+def workdir(tmp_path, monkeypatch):
+    monkeypatch.setenv(paths.ENV_VAR, str(tmp_path))
+
+
+@pytest.fixture
+def tiny_data():
+    x_train, y_train, x_test, y_test = data.synthetic_cifar10(200, 50, seed=1)
+    return data.ImageData(x_train, y_train, x_test, y_test, x_test, y_test, tuple("abcdefghij"), "tiny", True)
+
+
+@pytest.fixture
+def counting_recipe(monkeypatch):
+    calls = []
+
+    def train_tiny(data, profile):
+        calls.append(profile.name)
+        model = recipes.compile_model(keras.Sequential([keras.Input(data.image_shape), keras.layers.Flatten(), keras.layers.Dense(10)]))
+        history = model.fit(data.train_dataset(), epochs=profile.epochs(3), verbose=0)
+        return model, history.history
+
+    monkeypatch.setitem(recipes.RECIPES, "tiny", train_tiny)
+    return calls
+
+
+def test_trained_once_then_loaded(counting_recipe, tiny_data):
+    first = zoo.trained("tiny", tiny_data, PROFILE)
+    second = zoo.trained("tiny", tiny_data, PROFILE)
+    assert counting_recipe == ["smoke"]
+    assert (first.from_cache, second.from_cache) == (False, True)
+    assert second.history == first.history
+    x = data.normalise(tiny_data.x_test)
+    np.testing.assert_allclose(second.model.predict(x, verbose=0), first.model.predict(x, verbose=0), atol=1e-6)
+    assert second.model.optimizer is not None  # compiled, ready to fine-tune
+
+
+def test_key_separates_profiles_and_data(counting_recipe, tiny_data):
+    zoo.trained("tiny", tiny_data, PROFILE)
+    zoo.trained("tiny", tiny_data, profiles.get("workshop"))
+    other = dataclasses.replace(tiny_data, y_train=np.roll(tiny_data.y_train, 1))
+    zoo.trained("tiny", other, PROFILE)
+    assert counting_recipe == ["smoke", "workshop", "smoke"]
+
+
+def test_retrain_and_unreadable_cache(counting_recipe, tiny_data):
+    zoo.trained("tiny", tiny_data, PROFILE)
+    zoo.trained("tiny", tiny_data, PROFILE, retrain=True)
+    (zoo.cache_path("tiny", tiny_data, PROFILE) / "model.h5").write_bytes(b"garbage")
+    again = zoo.trained("tiny", tiny_data, PROFILE)
+    assert counting_recipe == ["smoke"] * 3 and not again.from_cache
+
+
+def test_unknown_recipe_lists_known_ones(tiny_data):
+    with pytest.raises(KeyError, match="reference, improved"):
+        zoo.trained("resnet", tiny_data, PROFILE)
