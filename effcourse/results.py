@@ -105,15 +105,25 @@ def plot_tradeoffs(cards: Iterable["ReportCard"] | None = None, **filters) -> "F
     cards = list(cards) if cards is not None else load(**filters)
     if not cards:
         raise ValueError("No report cards to plot: measure a model with report.report_card first.")
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
     fig, (ax_size, ax_time) = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     palette = sns.color_palette("colorblind", len(cards))
-    for card, colour in zip(cards, palette):
-        label = f"{card.model} ({card.kind})"
-        ax_size.scatter(card.gzip_bytes / 1024, 100 * card.accuracy, color=colour, s=60, label=label)
-        ax_time.scatter(card.latency_ms, 100 * card.accuracy, color=colour, s=60, label=label)
-    ax_size.set(xscale="log", xlabel="gzipped size (KiB, log scale)", ylabel="test accuracy (%)")
-    ax_time.set(xscale="log", xlabel="single-image latency (ms, median, log scale)")
-    ax_time.legend(loc="best", fontsize="small")
+    plain = FuncFormatter(lambda value, _: f"{value:g}")
+    for ax, x_of, label in (
+        (ax_size, lambda c: c.gzip_bytes / 1024, "gzipped size (KiB, log scale)"),
+        (ax_time, lambda c: c.latency_ms, "single-image latency (ms, median, log scale)"),
+    ):
+        for card, colour in zip(cards, palette):
+            x, y = x_of(card), 100 * card.accuracy
+            ax.scatter(x, y, color=colour, s=60)
+            ax.annotate(f"{card.model} ({card.kind})", (x, y), textcoords="offset points", xytext=(6, 4), fontsize="small")
+        ax.set(xscale="log", xlabel=label)
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(plain)
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.margins(x=0.25, y=0.15)
+    ax_size.set_ylabel("test accuracy (%)")
     conditions = sorted({f"{c.profile} profile · {c.data} · {c.hardware}" for c in cards})
     fig.suptitle("Accuracy against cost\n" + "\n".join(conditions), fontsize="small")
     fig.tight_layout()

@@ -1,0 +1,52 @@
+"""The course's models and training recipes."""
+import dataclasses
+
+import numpy as np
+import tf_keras as keras
+
+from effcourse import data, models, profiles, recipes
+
+
+def test_reference_cnn_is_the_specified_architecture():
+    model = models.reference_cnn()
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == ["Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Conv2D", "Flatten", "Dense", "Dense"]
+    assert [getattr(layer, "filters", getattr(layer, "units", None)) for layer in model.layers if layer.weights] == [32, 64, 64, 64, 10]
+    assert model.layers[-1].activation is keras.activations.linear  # logits
+    assert model.count_params() == 122_570
+
+
+def test_improved_cnn_stays_under_twice_the_reference():
+    improved, reference = models.improved_cnn(), models.reference_cnn()
+    assert improved.count_params() <= 2 * reference.count_params()
+    kinds = {type(layer).__name__ for layer in improved.layers}
+    assert {"BatchNormalization", "Dropout", "GlobalAveragePooling2D"} <= kinds
+    assert improved.output_shape == (None, 10)
+
+
+def test_models_follow_the_data_shape():
+    assert models.reference_cnn((48, 40, 3), 3).output_shape == (None, 3)
+    assert models.improved_cnn((48, 40, 3), 3).output_shape == (None, 3)
+
+
+def tiny(n_train=256):
+    x_train, y_train, x_test, y_test = data.synthetic_cifar10(n_train, 64, seed=2)
+    return data.ImageData(x_train, y_train, x_test, y_test, x_test, y_test, data.CIFAR10_CLASSES, "tiny", True)
+
+
+def test_recipes_train_with_the_profile_epochs():
+    profile = dataclasses.replace(profiles.get("smoke"), max_epochs=1)
+    for name, recipe in recipes.RECIPES.items():
+        model, history = recipe(tiny(), profile)
+        assert len(history["loss"]) == 1, name
+        assert {"accuracy", "val_accuracy", "val_loss"} <= set(history), name
+        assert np.isfinite(history["loss"][0]), name
+        assert model.optimizer is not None
+
+
+def test_recipes_are_reproducible():
+    profile = dataclasses.replace(profiles.get("smoke"), max_epochs=1)
+    first, _ = recipes.train_reference(tiny(128), profile)
+    second, _ = recipes.train_reference(tiny(128), profile)
+    for a, b in zip(first.get_weights(), second.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-5)
