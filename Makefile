@@ -25,7 +25,7 @@ test: setup  ## unit tests, every notebook under nbval in the smoke profile, and
 	$(PY) -m pytest
 
 book: setup  ## build the website from the notebooks' stored outputs into $(BOOK_OUT)/html
-	$(PY) -m jupyter_book build . --config book/_config.yml --toc book/_toc.yml --path-output $(BOOK_OUT) -W -n --keep-going
+	$(ENV_DIR)/bin/jupyter-book build . --config book/_config.yml --toc book/_toc.yml --path-output $(BOOK_OUT) -W -n --keep-going
 
 clean:
 	rm -rf _build .effcourse/executed

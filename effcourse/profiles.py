@@ -51,11 +51,11 @@ PROFILES = {
     ),
     "workshop": Profile(
         name="workshop",
-        description="a laptop CPU in class: a subset of the data, a few epochs, minutes per notebook",
+        description="a laptop CPU in class: a subset of the data, a few epochs (at most 10), minutes per notebook",
         train_images=10_000,
         test_images=2_000,
         epoch_fraction=0.3,
-        max_epochs=12,
+        max_epochs=10,
         latency_runs=200,
         warmup_runs=20,
     ),

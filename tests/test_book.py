@@ -8,7 +8,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_book_builds_with_warnings_as_errors(tmp_path):
-    command = [sys.executable, "-m", "jupyter_book", "build", str(ROOT), "--config", str(ROOT / "book/_config.yml"),
+    command = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(ROOT), "--config", str(ROOT / "book/_config.yml"),
                "--toc", str(ROOT / "book/_toc.yml"), "--path-output", str(tmp_path), "-W", "-n", "--keep-going"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

@@ -25,7 +25,7 @@ def test_unknown_profile_lists_the_valid_ones(monkeypatch):
 
 def test_epochs_scale_with_profile():
     assert profiles.get("full").epochs(60) == 60
-    assert profiles.get("workshop").epochs(60) == 12  # 30% = 18, capped at 12
+    assert profiles.get("workshop").epochs(60) == 10  # 30% = 18, capped at 10
     assert profiles.get("workshop").epochs(10) == 3
     assert profiles.get("smoke").epochs(60) == 2
     assert profiles.get("smoke").epochs(1) == 1
