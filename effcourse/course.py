@@ -52,7 +52,8 @@ def run_notebook(path: Path, output: Path, timeout: int | None = None) -> Notebo
 
     nb = nbformat.read(path, as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell(_PEAK_CELL))
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", coalesce_streams=True,
+                            resources={"metadata": {"path": str(path.parent)}})
     output.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     try:
