@@ -1,0 +1,442 @@
+"""Pruning helpers and the structured-pruning surgery, on small models with hand-computed answers."""
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+import tensorflow_model_optimization as tfmot
+import tf_keras as keras
+from tf_keras import layers
+
+from effcourse import measure, models, profiles, pruning
+from effcourse.data import ImageData
+from effcourse.litert import LiteRTModel
+
+RNG = np.random.default_rng(0)
+
+
+def _data(n_train=96, n_val=40, n_test=40, shape=(8, 8, 3), classes=3, batch_size=16):
+    rng = np.random.default_rng(1)
+    make = lambda n: (rng.integers(0, 256, (n, *shape), dtype=np.uint8), rng.integers(0, classes, n))  # noqa: E731
+    (xt, yt), (xv, yv), (xs, ys) = make(n_train), make(n_val), make(n_test)
+    return ImageData(xt, yt, xv, yv, xs, ys, tuple(f"c{i}" for i in range(classes)), "test data", True, batch_size)
+
+
+def _randomise(model, seed=0):
+    """Non-trivial weights everywhere (biases, batch norm statistics), as after training."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        weights = layer.get_weights()
+        if isinstance(layer, layers.BatchNormalization):
+            gamma, beta, mean, var = weights
+            weights = [rng.uniform(0.5, 1.5, gamma.shape), rng.normal(0, 0.1, beta.shape),
+                       rng.normal(0, 0.1, mean.shape), rng.uniform(0.5, 1.5, var.shape)]
+        else:
+            weights = [rng.normal(0, 0.3, w.shape) for w in weights]
+        layer.set_weights([w.astype(np.float32) for w in weights])
+    return model
+
+
+def _small_gap_cnn():
+    return keras.Sequential([
+        keras.Input((8, 8, 3)),
+        layers.Conv2D(4, 3, padding="same", name="c1"),
+        layers.ReLU(),
+        layers.MaxPooling2D(),
+        layers.Conv2D(6, 3, padding="same", name="c2"),
+        layers.Activation("relu"),
+        layers.GlobalAveragePooling2D(),
+        layers.Dense(5, name="logits"),
+    ])
+
+
+def _silence(model, keep, bn_too=True):
+    """Zero every filter not in `keep` (kernel, bias, and the batch norm after it) so removing it changes nothing."""
+    layer_list = model.layers
+    for i, layer in enumerate(layer_list):
+        if layer.name not in keep:
+            continue
+        drop = np.setdiff1d(np.arange(layer.filters), keep[layer.name])
+        weights = layer.get_weights()
+        weights[0][..., drop] = 0
+        if layer.use_bias:
+            weights[1][drop] = 0
+        layer.set_weights(weights)
+        nxt = layer_list[i + 1] if i + 1 < len(layer_list) else None
+        if bn_too and isinstance(nxt, layers.BatchNormalization):
+            gamma, beta, mean, var = nxt.get_weights()
+            beta[drop], mean[drop] = 0, 0
+            nxt.set_weights([gamma, beta, mean, var])
+
+
+X = RNG.random((6, 8, 8, 3), dtype=np.float32)
+
+# --------------------------------------------------------------------------- data and schedules
+
+
+def test_fine_tune_data_takes_the_profiles_share():
+    data = _data(n_train=400)
+    smoke = pruning.fine_tune_data(data, profiles.get("smoke"))
+    assert len(smoke.x_train) == 20 and len(smoke.y_train) == 20  # max(batch 16, 5% of 400)
+    assert smoke.x_test is data.x_test and smoke.x_val is data.x_val
+    assert len(pruning.fine_tune_data(data, profiles.get("workshop")).x_train) == 120
+    assert pruning.fine_tune_data(data, profiles.get("full")) is data
+    tiny = pruning.fine_tune_data(_data(n_train=100), profiles.get("smoke"))
+    assert len(tiny.x_train) == 16  # at least one batch
+    # the subset is a subset: each kept image comes with its own label
+    rows = {img.tobytes(): label for img, label in zip(data.x_train, data.y_train)}
+    assert all(rows[img.tobytes()] == label for img, label in zip(smoke.x_train, smoke.y_train))
+
+
+@pytest.mark.parametrize("steps, expected", [(1, (1, 1)), (4, (3, 1)), (86, (60, 6)), (5632, (4200, 100))])
+def test_schedule_steps_ends_on_a_mask_update(steps, expected):
+    end, frequency = pruning.schedule_steps(steps)
+    assert (end, frequency) == expected
+    assert 1 <= end <= steps and end % frequency == 0
+
+
+def test_schedule_steps_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="total_steps"):
+        pruning.schedule_steps(0)
+    with pytest.raises(ValueError, match="ramp"):
+        pruning.schedule_steps(10, ramp=0)
+
+
+@pytest.mark.parametrize("eager", [False, True])
+def test_toolkit_reaches_the_target_with_schedule_steps(eager):
+    data = _data(n_train=80)  # 5 steps of 16
+    model = _randomise(_small_gap_cnn())
+    steps = 2 * pruning.steps_per_epoch(data)
+    end, frequency = pruning.schedule_steps(steps)
+    schedule = tfmot.sparsity.keras.PolynomialDecay(0.0, 0.7, begin_step=0, end_step=end, frequency=frequency)
+    wrapped = tfmot.sparsity.keras.prune_low_magnitude(pruning.clone(model), pruning_schedule=schedule)
+    wrapped.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), run_eagerly=eager)
+    wrapped.fit(data.train_dataset(), epochs=2, verbose=0, callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
+    stripped = tfmot.sparsity.keras.strip_pruning(wrapped)
+    assert measure.sparsity(stripped) == pytest.approx(0.7, abs=0.01)
+    assert measure.sparsity(model) == 0  # the original was copied, not pruned
+
+
+# --------------------------------------------------------------------------- prune once
+
+
+def test_magnitude_mask_removes_exactly_the_smallest():
+    w = np.array([[0.5, -0.1], [0.3, -0.9], [0.0, 0.2]])
+    np.testing.assert_array_equal(pruning.magnitude_mask(w, 0.5), [[True, False], [True, True], [False, False]])
+    ties = np.ones(10)
+    assert (~pruning.magnitude_mask(ties, 0.3)).sum() == 3  # exact count even when every weight ties
+    assert pruning.magnitude_mask(w, 0.0).all()
+    with pytest.raises(ValueError, match="sparsity"):
+        pruning.magnitude_mask(w, 1.0)
+
+
+def test_pruned_in_place_prunes_each_layer_and_restores():
+    model = _randomise(models.reference_cnn())
+    before = [w.copy() for w in model.get_weights()]
+    with pruning.pruned_in_place(model, 0.6):
+        assert all(s == pytest.approx(0.6, abs=1e-3) for s in pruning.layer_sparsity(model).values())
+        assert measure.sparsity(model) == pytest.approx(0.6, abs=1e-3)
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    first = pruning.prunable_layers(model)[0].name
+    with pruning.pruned_in_place(model, {first: 0.5}):
+        per_layer = pruning.layer_sparsity(model)
+        assert per_layer[first] == pytest.approx(0.5, abs=1e-3)
+        assert all(s == 0 for name, s in per_layer.items() if name != first)
+    with pytest.raises(ValueError, match="No prunable layer named nope"):
+        with pruning.pruned_in_place(model, {"nope": 0.5}):
+            pass
+
+
+def test_magnitude_prune_returns_a_pruned_copy():
+    model = _randomise(models.reference_cnn())
+    pruned = pruning.magnitude_prune(model, 0.9)
+    assert measure.sparsity(pruned) == pytest.approx(0.9, abs=1e-3)
+    assert measure.sparsity(model) == 0
+    dense, nonzero = measure.macs(pruned)
+    assert dense == measure.macs(model)[0] and nonzero == pytest.approx(0.1 * dense, rel=0.01)
+
+
+def test_clone_copies_weights_without_sharing_them():
+    model = _randomise(_small_gap_cnn())
+    copy = pruning.clone(model)
+    np.testing.assert_allclose(copy(X).numpy(), model(X).numpy(), atol=1e-6)
+    copy.layers[0].kernel.assign(tf.zeros_like(copy.layers[0].kernel))
+    assert np.count_nonzero(model.layers[0].kernel.numpy()) > 0
+
+
+# --------------------------------------------------------------------------- accuracy, scans, plans
+
+
+def test_accuracy_and_agreement_for_keras_and_litert():
+    data = _data()
+    model = _randomise(_small_gap_cnn())
+    labels = pruning.predicted_labels(model, data.x_test)
+    expected = np.argmax(model.predict(data.x_test.astype(np.float32) / 255, verbose=0), axis=-1)
+    np.testing.assert_array_equal(labels, expected)
+    assert pruning.accuracy(model, data.x_test, labels) == 1.0
+    assert pruning.accuracy(model, data.x_test, (labels + 1) % 5) == 0.0
+    lite = LiteRTModel(tf.lite.TFLiteConverter.from_keras_model(model).convert(), num_threads=1)
+    assert pruning.agreement(lite, model, data.x_test) >= 0.95
+    assert pruning.agreement(model, model, data.x_test) == 1.0
+
+
+def test_sensitivity_scan_prunes_one_layer_at_a_time():
+    data = _data()
+    model = _randomise(_small_gap_cnn())
+    scan = pruning.sensitivity_scan(model, data, ratios=(0.5, 0.9))
+    assert list(scan.columns) == ["layer", "kind", "weights", "ratio", "accuracy"]
+    assert list(scan.layer.unique()) == ["c1", "c2", "logits"]
+    assert scan.groupby("layer").weights.first().to_dict() == {"c1": 108, "c2": 216, "logits": 30}
+    dense = pruning.accuracy(model, data.x_val, data.y_val)
+    assert (scan[scan.ratio == 0].accuracy == dense).all() and scan.attrs["dense accuracy"] == dense
+    with pruning.pruned_in_place(model, {"c2": 0.9}):
+        expected = pruning.accuracy(model, data.x_val, data.y_val)
+    assert scan[(scan.layer == "c2") & (scan.ratio == 0.9)].accuracy.item() == expected
+    assert measure.sparsity(model) == 0  # restored
+    with pytest.raises(ValueError, match="ratios"):
+        pruning.sensitivity_scan(model, data, ratios=(0.5, 1.0))
+    with pytest.raises(ValueError, match="No prunable layer named x"):
+        pruning.sensitivity_scan(model, data, layer_names=["x"])
+
+
+def _scan(curves, weights, dense=0.8):
+    rows = []
+    for name, accs in curves.items():
+        rows.append({"layer": name, "kind": "Conv2D", "weights": weights[name], "ratio": 0.0, "accuracy": dense})
+        rows += [{"layer": name, "kind": "Conv2D", "weights": weights[name], "ratio": r, "accuracy": a}
+                 for r, a in zip((0.3, 0.6, 0.9), accs)]
+    scan = pd.DataFrame(rows)
+    scan.attrs["dense accuracy"] = dense
+    return scan
+
+
+def test_sparsity_plan_hits_the_target_and_spares_sensitive_layers():
+    weights = {"sensitive": 100, "robust": 1000, "middle": 500}
+    scan = _scan({"sensitive": (0.5, 0.2, 0.1), "robust": (0.8, 0.8, 0.75), "middle": (0.79, 0.7, 0.4)}, weights)
+    for target in (0.3, 0.6, 0.8):
+        plan = pruning.sparsity_plan(scan, target)
+        overall = sum(plan[n] * w for n, w in weights.items()) / sum(weights.values())
+        assert overall == pytest.approx(target, abs=1e-6)
+        assert plan["sensitive"] <= plan["middle"] < plan["robust"] <= 0.9
+        assert all(0 <= r <= 0.9 for r in plan.values())
+    plan = pruning.sparsity_plan(scan, 0.8)
+    assert plan["sensitive"] < plan["middle"]
+    flat = _scan({"a": (0.8, 0.8, 0.8), "b": (0.8, 0.8, 0.8)}, {"a": 10, "b": 30})  # nothing drops
+    assert pruning.sparsity_plan(flat, 0.45) == pytest.approx({"a": 0.45, "b": 0.45})
+    with pytest.raises(ValueError, match="beyond what the scan covers"):
+        pruning.sparsity_plan(scan, 0.95)
+    with pytest.raises(ValueError, match="target"):
+        pruning.sparsity_plan(scan, 0)
+
+
+def test_sparsity_plan_from_a_real_scan_gives_the_overall_sparsity():
+    data = _data(shape=(32, 32, 3))
+    model = _randomise(models.reference_cnn(num_classes=3))
+    scan = pruning.sensitivity_scan(model, data, ratios=(0.3, 0.6, 0.9))
+    plan = pruning.sparsity_plan(scan, 0.7)
+    assert pruning.overall_sparsity(plan, model) == pytest.approx(0.7, abs=1e-6)
+    with pruning.pruned_in_place(model, plan):
+        assert measure.sparsity(model) == pytest.approx(0.7, abs=2e-3)
+
+
+def test_macs_table_counts_from_the_weights():
+    model = _randomise(models.reference_cnn())
+    table = pruning.macs_table({0.0: model, 0.5: pruning.magnitude_prune(model, 0.5)})
+    assert list(table["sparsity asked"]) == [0.0, 0.5]
+    assert list(table["MACs (M)"]) == [round(4_548_608 / 1e6, 3)] * 2
+    assert table["non-zero share"].tolist() == [1.0, 0.5]
+    assert table["sparsity measured"].tolist() == [0.0, 0.5]
+
+
+# --------------------------------------------------------------------------- structured pruning
+
+
+def test_l1_and_l2_rank_hand_made_filters_differently():
+    kernel = np.zeros((1, 1, 4, 3), np.float32)
+    kernel[0, 0, :, 0] = [1, 1, 1, 1]  # L1 4, L2 2
+    kernel[0, 0, :, 1] = [3, 0, 0, 0]  # L1 3, L2 3
+    kernel[0, 0, :, 2] = [0.5, 0, 0, -0.5]  # L1 1, L2 0.71: least important by both
+    np.testing.assert_allclose(pruning.filter_norms(kernel, "l1"), [4, 3, 1])
+    np.testing.assert_allclose(pruning.filter_norms(kernel, "l2"), [2, 3, np.sqrt(0.5)])
+    assert pruning.rank_filters(kernel, "l1").tolist() == [2, 1, 0]
+    assert pruning.rank_filters(kernel, "l2").tolist() == [2, 0, 1]
+    model = keras.Sequential([keras.Input((4, 4, 4)), layers.Conv2D(3, 1, name="c")])
+    model.layers[0].set_weights([kernel, np.zeros(3, np.float32)])
+    assert pruning.filters_to_keep(model, 0.34, "l1")["c"].tolist() == [0, 1]
+    assert pruning.filters_to_keep(model, 0.67, "l1")["c"].tolist() == [0]
+    assert pruning.filters_to_keep(model, 0.67, "l2")["c"].tolist() == [1]
+    with pytest.raises(ValueError, match="norm"):
+        pruning.filter_norms(kernel, "l3")
+
+
+def test_filters_to_keep_counts_and_rounding():
+    model = _randomise(models.improved_cnn())
+    keep = pruning.filters_to_keep(model, 0.4)
+    assert [len(v) for v in keep.values()] == [19, 19, 38, 38, 58, 58]
+    assert all(np.all(np.diff(v) > 0) for v in keep.values())
+    keep8 = pruning.filters_to_keep(model, 0.4, multiple_of=8)
+    assert [len(v) for v in keep8.values()] == [24, 24, 40, 40, 64, 64]
+    assert [len(v) for v in pruning.filters_to_keep(model, 0.99).values()] == [1] * 6
+    names = list(keep)
+    one = pruning.filters_to_keep(model, {names[1]: 0.5})
+    assert [len(v) for v in one.values()] == [32, 16, 64, 64, 96, 96]
+    dense = model.layers[-1].name
+    with pytest.raises(ValueError, match=f"No Conv2D layer named {dense}"):
+        pruning.filters_to_keep(model, {dense: 0.5})
+
+
+def test_narrow_model_is_exact_when_removed_filters_are_zero():
+    model = _randomise(_small_gap_cnn())
+    keep = {"c1": np.array([1, 3]), "c2": np.array([0, 2, 5])}
+    _silence(model, keep)
+    narrow = pruning.narrow(model, keep)
+    assert pruning.widths(narrow) == [2, 3]
+    np.testing.assert_allclose(narrow(X).numpy(), model(X).numpy(), atol=1e-5)
+    # by hand: conv1 27x2+2, conv2 9x2x3+3, dense 3x5+5 (was 112 + 222 + 35)
+    assert model.count_params() == 369 and narrow.count_params() == 56 + 57 + 20
+    # conv1 on 8x8 outputs, conv2 on 4x4, dense once (was 6912 + 3456 + 30)
+    assert measure.macs(model)[0] == 10_398
+    assert measure.macs(narrow)[0] == 64 * 27 * 2 + 16 * 18 * 3 + 3 * 5
+
+
+def test_narrow_handles_batch_norm_dropout_and_pooling():
+    model = _randomise(models.improved_cnn(input_shape=(16, 16, 3), num_classes=4, widths=(8, 12, 16)))
+    keep = pruning.filters_to_keep(model, 0.5)
+    _silence(model, keep)
+    narrow = pruning.narrow(model, keep)
+    x = RNG.random((4, 16, 16, 3), dtype=np.float32)
+    np.testing.assert_allclose(narrow(x, training=False).numpy(), model(x, training=False).numpy(), atol=1e-4)
+    bn = [layer for layer in narrow.layers if isinstance(layer, layers.BatchNormalization)][0]
+    assert bn.gamma.shape == (4,)
+    assert pruning.widths(narrow) == [4, 4, 6, 6, 8, 8]
+
+
+def test_narrow_maps_kept_channels_to_flattened_positions():
+    model = keras.Sequential([
+        keras.Input((4, 4, 3)),
+        layers.Conv2D(4, 3, activation="relu", name="c"),  # 2x2x4 outputs
+        layers.Flatten(),
+        layers.Dense(3, name="d"),
+    ])
+    _randomise(model)
+    keep = {"c": np.array([1, 3])}
+    _silence(model, keep)
+    narrow = pruning.narrow(model, keep)
+    x = RNG.random((5, 4, 4, 3), dtype=np.float32)
+    np.testing.assert_allclose(narrow(x).numpy(), model(x).numpy(), atol=1e-5)
+    rows = [position * 4 + channel for position in range(4) for channel in (1, 3)]
+    np.testing.assert_array_equal(narrow.get_layer("d").kernel.numpy(), model.get_layer("d").kernel.numpy()[rows])
+
+
+def test_structured_pruning_of_the_reference_cnn_shrinks_it():
+    model = _randomise(models.reference_cnn())
+    narrow = pruning.prune_filters(model, 0.5, "l2")
+    assert pruning.widths(narrow) == [16, 32, 32]
+    # conv 27x16+16, conv 144x32+32, conv 288x32+32, dense 512x64+64 (4x4x32 flattened), dense 64x10+10
+    assert narrow.count_params() == 448 + 4640 + 9248 + 32832 + 650
+    assert measure.macs(narrow)[0] == 900 * 27 * 16 + 169 * 144 * 32 + 16 * 288 * 32 + 512 * 64 + 640
+    assert narrow(X.repeat(4, axis=1).repeat(4, axis=2)).shape == (6, 10)
+    assert model.count_params() == 122_570  # the original is untouched
+
+
+def test_surgery_errors_name_the_layer_and_what_is_supported():
+    inputs = keras.Input((8, 8, 3))
+    x = layers.Conv2D(4, 3, padding="same")(inputs)
+    functional = keras.Model(inputs, layers.Add()([x, x]), name="branchy")
+    with pytest.raises(pruning.SurgeryError, match="'branchy'.*supports a keras.Sequential"):
+        pruning.prune_filters(functional, 0.5)
+    between = keras.Sequential([keras.Input((8, 8, 3)), layers.Conv2D(4, 3, name="c"),
+                                layers.DepthwiseConv2D(3, name="dw"), layers.Flatten(), layers.Dense(2)])
+    with pytest.raises(pruning.SurgeryError, match="'dw' \\(DepthwiseConv2D\\).*supports"):
+        pruning.prune_filters(between, 0.5)
+    reshape = keras.Sequential([keras.Input((8, 8, 3)), layers.Conv2D(4, 3, name="c"),
+                                layers.Reshape((36, 4), name="r"), layers.GlobalAveragePooling1D(), layers.Dense(2)])
+    with pytest.raises(pruning.SurgeryError, match="'r' \\(Reshape\\)"):
+        pruning.prune_filters(reshape, 0.5)
+    wrapped = tfmot.sparsity.keras.prune_low_magnitude(_small_gap_cnn())
+    with pytest.raises(pruning.SurgeryError, match="strip_pruning"):
+        pruning.prune_filters(wrapped, 0.5)
+    nested = keras.Sequential([keras.Input((8, 8, 3)), keras.Sequential([layers.Conv2D(4, 3)], name="inner")])
+    with pytest.raises(pruning.SurgeryError, match="nested model 'inner'"):
+        pruning.prune_filters(nested, 0.5)
+    grouped = keras.Sequential([keras.Input((8, 8, 4)), layers.Conv2D(4, 3, groups=2, name="g")])
+    with pytest.raises(pruning.SurgeryError, match="'g'.*grouped"):
+        pruning.prune_filters(grouped, 0.5)
+    model = _small_gap_cnn()
+    with pytest.raises(ValueError, match="distinct indices"):
+        pruning.narrow(model, {"c1": [0, 0]})
+    with pytest.raises(ValueError, match="not a Conv2D"):
+        pruning.narrow(model, {"logits": [0]})
+    with pytest.raises(ValueError, match="No layer named zz"):
+        pruning.narrow(model, {"zz": [0]})
+    # SurgeryError is a ValueError, as the lesson catches it
+    assert issubclass(pruning.SurgeryError, ValueError)
+
+
+# --------------------------------------------------------------------------- 2:4, converted models, plots
+
+
+def test_m_by_n_share_checks_groups_along_input_channels():
+    model = keras.Sequential([keras.Input((4, 4, 8)), layers.Conv2D(2, 1, name="c"), layers.Flatten(), layers.Dense(4, name="d")])
+    kernel = np.ones((1, 1, 8, 2), np.float32)
+    kernel[0, 0, [0, 1, 6, 7], 0] = 0  # filter 0: both groups of 4 input channels hold 2 zeros
+    kernel[0, 0, [0, 5], 1] = 0  # filter 1: 1 zero per group
+    model.get_layer("c").set_weights([kernel, np.zeros(2, np.float32)])
+    dense = np.zeros((32, 4), np.float32)  # all zero: every group qualifies
+    model.get_layer("d").set_weights([dense, np.zeros(4, np.float32)])
+    assert pruning.m_by_n_share(model, (2, 4)) == pytest.approx((2 + 32) / (4 + 32))
+    assert pruning.m_by_n_share(model, (1, 4)) == 1.0
+    with pytest.raises(ValueError, match="multiple of 4"):
+        pruning.m_by_n_share(keras.Sequential([keras.Input((4, 4, 3)), layers.Conv2D(2, 1)]), (2, 4))
+
+
+def test_toolkit_2_by_4_passes_the_check():
+    model = _randomise(keras.Sequential([keras.Input((8, 8, 4)), layers.Conv2D(8, 3, name="c"),
+                                         layers.GlobalAveragePooling2D(), layers.Dense(3)]))
+    wrapped = tfmot.sparsity.keras.prune_low_magnitude(
+        model, sparsity_m_by_n=(2, 4), pruning_schedule=tfmot.sparsity.keras.ConstantSparsity(0.5, 0, frequency=1))
+    wrapped.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x = RNG.random((16, 8, 8, 4), dtype=np.float32)
+    wrapped.fit(x, RNG.integers(0, 3, 16), epochs=1, verbose=0, callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
+    stripped = tfmot.sparsity.keras.strip_pruning(wrapped)
+    assert pruning.m_by_n_share(stripped, (2, 4)) == 1.0
+    assert measure.sparsity(stripped) == pytest.approx(0.5)
+
+
+def test_litert_comparison_and_ops():
+    model = _randomise(_small_gap_cnn())
+    sparse = pruning.magnitude_prune(model, 0.8)
+
+    def convert(m, *optimizations):
+        converter = tf.lite.TFLiteConverter.from_keras_model(m)
+        converter.optimizations = list(optimizations)
+        return converter.convert()
+
+    blobs = {"dense": convert(model), "sparse": convert(sparse, tf.lite.Optimize.EXPERIMENTAL_SPARSITY)}
+    assert pruning.tflite_ops(blobs["dense"])["CONV_2D"] == 2
+    assert "DENSIFY" not in pruning.tflite_ops(blobs["dense"])
+    table = pruning.litert_comparison(blobs, X[0], profile=profiles.get("smoke"), rounds=2, threads=1)
+    assert list(table.index) == ["dense", "sparse"]
+    assert table.loc["dense", "vs first"] == 1.0 and table.attrs == {"threads": 1, "rounds": 2}
+    assert table.loc["dense", "lowest round"] == table.loc["dense", "highest round"] == 1.0
+    assert (table["latency ms"] > 0).all()
+    assert table.loc["dense", "KiB"] == round(len(blobs["dense"]) / 1024, 1)
+    with pytest.raises(ValueError, match="No models"):
+        pruning.litert_comparison({}, X[0])
+
+
+def test_speed_verdict_needs_every_round_to_agree():
+    assert pruning.speed_verdict({"lowest round": 0.4, "highest round": 0.7}) == "faster"
+    assert pruning.speed_verdict({"lowest round": 1.1, "highest round": 1.3}) == "slower"
+    assert pruning.speed_verdict({"lowest round": 0.8, "highest round": 1.2}) == "no measurable difference"
+
+
+def test_plots_return_figures():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    fig = pruning.plot_sparsity_curves({"once": {0.0: 0.8, 0.5: 0.6}, "tuned": {0.0: 0.8, 0.5: 0.78}}, dense_accuracy=0.8)
+    assert len(fig.axes[0].lines) == 3
+    scan = _scan({"a": (0.7, 0.6, 0.2), "b": (0.8, 0.8, 0.7)}, {"a": 10, "b": 100})
+    assert len(pruning.plot_sensitivity(scan).axes) == 1
+    assert len(pruning.plot_sensitivity(scan, pruning.sparsity_plan(scan, 0.5), uniform=0.5).axes) == 2
