@@ -1,7 +1,7 @@
 """How repeatable is the report card's latency? Measure one model's single-image latency
 5 times in a row and print the spread of the medians (target: under 10% on an idle machine).
 
-    python benchmarks/latency_repeatability.py [--runs 300] [--repeats 5]
+    python benchmarks/latency_repeatability.py [--runs 1000] [--repeats 5]
 """
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from effcourse.litert import LiteRTModel
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=300, help="timed inferences per measurement")
-    parser.add_argument("--warmup", type=int, default=30)
+    parser.add_argument("--runs", type=int, default=1000, help="timed inferences per measurement")
+    parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
 
