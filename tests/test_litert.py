@@ -4,6 +4,7 @@ import tensorflow as tf
 
 from effcourse import measure, models
 from effcourse.litert import LiteRTModel
+from converting import convert
 
 
 @pytest.fixture(scope="module")
@@ -21,20 +22,8 @@ def keras_model():
 def images():
     return np.random.default_rng(0).random((20, 32, 32, 3), dtype=np.float32)
 
-
-def _convert(model, int8_images=None):
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    if int8_images is not None:
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: ([x[None]] for x in int8_images)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
-    return converter.convert()
-
-
 def test_float_model_matches_keras(keras_model, images):
-    lite = LiteRTModel(_convert(keras_model), num_threads=1)
+    lite = LiteRTModel(convert(keras_model), num_threads=1)
     np.testing.assert_allclose(lite.predict(images, batch_size=8), keras_model.predict(images, verbose=0), atol=1e-4)
     assert lite.macs() == measure.macs(keras_model)
     assert lite.parameters()[0] == keras_model.count_params()
@@ -43,8 +32,8 @@ def test_float_model_matches_keras(keras_model, images):
 
 
 def test_int8_model_dequantizes_and_shrinks(keras_model, images):
-    float_bytes = _convert(keras_model)
-    int8 = LiteRTModel(_convert(keras_model, int8_images=images))
+    float_bytes = convert(keras_model)
+    int8 = LiteRTModel(convert(keras_model, int8_images=images))
     assert int8.input_details["dtype"] == np.int8
     assert len(int8.content) < 0.35 * len(float_bytes)
     logits = int8.predict(images)
@@ -61,6 +50,6 @@ def test_bad_inputs_are_clear_errors(tmp_path, keras_model, images):
         LiteRTModel(tmp_path / "missing.tflite")
     with pytest.raises(ValueError, match="not a model LiteRT can load"):
         LiteRTModel(b"definitely not a flatbuffer")
-    lite = LiteRTModel(_convert(keras_model))
+    lite = LiteRTModel(convert(keras_model))
     with pytest.raises(ValueError, match="expects images of shape"):
         lite.predict(images[:, :16, :16])

@@ -7,6 +7,7 @@ from tf_keras import layers
 from effcourse import quantization as quant
 from effcourse.data import ImageData
 from effcourse.litert import LiteRTModel
+from converting import convert
 
 SHAPE = (8, 8, 3)
 
@@ -37,18 +38,6 @@ def model():
 @pytest.fixture(scope="module")
 def images():
     return np.random.default_rng(1).random((64, *SHAPE), dtype=np.float32)
-
-
-def convert(model, int8_images=None) -> bytes:
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    if int8_images is not None:
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: ([x[None]] for x in int8_images)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
-    return converter.convert()
-
 
 def channels_of_different_sizes(seed=0) -> np.ndarray:
     """A conv-like kernel (3, 3, 4, 5) whose output channels span two orders of magnitude."""

@@ -1,0 +1,14 @@
+"""Test helper: convert a Keras model to LiteRT bytes, float32 or full-integer int8."""
+import tensorflow as tf
+
+
+def convert(model, int8_images=None) -> bytes:
+    """Float32 conversion, or full-integer int8 (int8 inputs and outputs) calibrated on `int8_images`."""
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if int8_images is not None:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([x[None]] for x in int8_images)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    return converter.convert()
