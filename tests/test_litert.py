@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from effcourse import measure, models
 from effcourse.litert import LiteRTModel
