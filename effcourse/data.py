@@ -18,6 +18,7 @@ import tarfile
 import time
 import zipfile
 import zlib
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,6 +96,18 @@ class ImageData:
         for labels in (self.y_train, self.y_val, self.y_test):
             digest.update(np.ascontiguousarray(labels, dtype="<i8").tobytes())
         return digest.hexdigest()[:16]
+
+    def fine_tuning_subset(self, profile: profiles.Profile | None = None, *, seed: int = 0) -> "ImageData":
+        """This data with a random share of its training images, for fine-tuning a trained model:
+        the profile's share of the full work (`epoch_fraction`: 5% in smoke, 30% in workshop, all in
+        full), at least one batch. Validation and test images are unchanged."""
+        profile = profile or profiles.current()
+        n = len(self.x_train)
+        keep = min(n, max(self.batch_size, round(n * profile.epoch_fraction)))
+        if keep == n:
+            return self
+        idx = np.sort(np.random.default_rng(seed).permutation(n)[:keep])
+        return dataclasses.replace(self, x_train=self.x_train[idx], y_train=self.y_train[idx])
 
     def train_dataset(self, augment: bool = False, batch_size: int | None = None):
         """Shuffled (and optionally augmented) training batches of normalised images."""

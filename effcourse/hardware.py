@@ -27,6 +27,35 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+# x86 CPU flags (as /proc/cpuinfo names them) that decide how fast int8, bf16 and float32 kernels can be.
+SIMD_FLAGS = {"avx2": "AVX2", "avx512f": "AVX-512", "avx512_vnni": "AVX-512 VNNI", "avx_vnni": "AVX-VNNI",
+              "avx512_bf16": "AVX-512 BF16", "amx_int8": "AMX-INT8", "amx_bf16": "AMX-BF16"}
+
+
+def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> set[str]:
+    """The CPU feature flags the OS reports (Linux; an empty set elsewhere)."""
+    try:
+        with open(cpuinfo, encoding="utf-8") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def simd_support(flags: set[str] | None = None) -> str:
+    """Which vector instructions that matter for inference the CPU has and lacks, e.g.
+    'has: AVX2; lacks: AVX-512, AVX-512 VNNI, ...'. VNNI and AMX are what make int8 (and bf16)
+    matrix maths faster than float32 on x86; without them int8 mostly saves bytes."""
+    flags = cpu_flags() if flags is None else flags
+    if not flags:
+        return "unknown (the OS lists no CPU flags)"
+    has = [label for flag, label in SIMD_FLAGS.items() if flag in flags]
+    lacks = [label for flag, label in SIMD_FLAGS.items() if flag not in flags]
+    return f"has: {', '.join(has) or 'none'}; lacks: {', '.join(lacks) or 'none'}"
+
+
 def gpu_names() -> list[str]:
     """Names of the NVIDIA GPUs NVML sees (empty without a driver)."""
     try:

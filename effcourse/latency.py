@@ -1,9 +1,10 @@
-"""Timing inference: single-image latency (median and p95, warm-up excluded) and batch throughput."""
+"""Timing inference: single-image latency (median and p95, warm-up excluded), batch throughput,
+and several models timed side by side in interleaved rounds."""
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -59,3 +60,46 @@ def keras_runner(model, images: np.ndarray) -> Callable[[], np.ndarray]:
     x = tf.constant(np.asarray(images, dtype=np.float32))
     call(x)  # trace once, outside any timing
     return lambda: call(x).numpy()
+
+
+def interleaved(runners: Mapping[str, Callable[[], object]], *, runs: int, warmup: int, threads: int,
+                rounds: int = 5):
+    """Single-image latency of several models measured side by side: in each of `rounds` rounds every
+    runner is timed in turn, so a slow spell of a shared machine hits every model alike. Per model:
+    the median over rounds of each round's median (and p95); `vs first`, its latency over the first
+    model's; and the lowest and highest ratio of any single round: a ratio whose range includes 1 is
+    no measurable difference. A DataFrame indexed by model; attrs hold threads, rounds and runs."""
+    import pandas as pd
+
+    if not runners:
+        raise ValueError("No models to time.")
+    if rounds < 1:
+        raise ValueError(f"rounds must be at least 1, got {rounds}")
+    medians = {name: [] for name in runners}
+    p95s = {name: [] for name in runners}
+    for _ in range(rounds):
+        for name, run in runners.items():
+            stats = latency(run, runs=runs, warmup=warmup, threads=threads)
+            medians[name].append(stats.median_ms)
+            p95s[name].append(stats.p95_ms)
+    first = np.asarray(medians[next(iter(runners))])
+    rows = []
+    for name in runners:
+        ratios = np.asarray(medians[name]) / first
+        rows.append({"model": name, "latency ms": round(float(np.median(medians[name])), 3),
+                     "p95 ms": round(float(np.median(p95s[name])), 3),
+                     "vs first": round(float(np.median(medians[name]) / np.median(first)), 2),
+                     "lowest round": round(float(ratios.min()), 2), "highest round": round(float(ratios.max()), 2)})
+    table = pd.DataFrame(rows).set_index("model")
+    table.attrs.update(threads=threads, rounds=rounds, runs=runs)
+    return table
+
+
+def speed_verdict(row) -> str:
+    """'faster', 'slower' or 'no measurable difference' than the first model, from an `interleaved`
+    row: faster or slower only if every round says so."""
+    if row["highest round"] < 1:
+        return "faster"
+    if row["lowest round"] > 1:
+        return "slower"
+    return "no measurable difference"

@@ -1,12 +1,15 @@
-"""Running converted models with LiteRT (`ai-edge-litert`), the successor of tf.lite.Interpreter."""
+"""Running converted models with LiteRT (`ai-edge-litert`), the successor of tf.lite.Interpreter,
+and comparing several of them side by side."""
 from __future__ import annotations
 
+import collections
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
-from ai_edge_litert.interpreter import Interpreter
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-from . import hardware
+from . import hardware, latency, measure, profiles
 from .measure import LayerMacs, MeasureError
 
 
@@ -15,9 +18,11 @@ class LiteRTModel:
 
     `predict` takes float images in [0, 1] and returns float logits whatever the model's
     input and output types are (float32, or int8/uint8 with their scale and zero point).
+    `xnnpack=False` runs LiteRT's built-in kernels instead of its default XNNPACK delegate.
     """
 
-    def __init__(self, model_content: bytes | str | Path, name: str = "litert_model", num_threads: int | None = None):
+    def __init__(self, model_content: bytes | str | Path, name: str = "litert_model", num_threads: int | None = None,
+                 xnnpack: bool = True):
         if isinstance(model_content, (str, Path)):
             path = Path(model_content)
             if not path.is_file():
@@ -26,6 +31,7 @@ class LiteRTModel:
         self.content = bytes(model_content)
         self.name = name
         self.num_threads = num_threads or hardware.cpu_threads()
+        self.xnnpack = xnnpack
         try:
             self._single = self._interpreter(batch=1)
         except (ValueError, RuntimeError) as err:
@@ -33,7 +39,9 @@ class LiteRTModel:
         self._batch: tuple[int, Interpreter] | None = None
 
     def _interpreter(self, batch: int) -> Interpreter:
-        interpreter = Interpreter(model_content=self.content, num_threads=self.num_threads)
+        resolver = OpResolverType.AUTO if self.xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        interpreter = Interpreter(model_content=self.content, num_threads=self.num_threads,
+                                  experimental_op_resolver_type=resolver)
         if batch != 1:
             detail = interpreter.get_input_details()[0]
             interpreter.resize_tensor_input(detail["index"], [batch, *detail["shape"][1:]])
@@ -99,6 +107,10 @@ class LiteRTModel:
             outputs.append(self._dequantize_output(interpreter.get_tensor(out_index))[: len(chunk)])
         return np.concatenate(outputs)
 
+    def ops(self) -> collections.Counter:
+        """How many times each op occurs in the graph (DENSIFY ops mean sparse-format weights)."""
+        return collections.Counter(op["op_name"] for op in self._single._get_ops_details())
+
     def _weighted_ops(self):
         """(op kind, output name, weight values, output positions per image) of each MAC-heavy op."""
         interpreter = self._single
@@ -129,14 +141,24 @@ class LiteRTModel:
         return 0.0 if size == 0 else 1.0 - sum(int(np.count_nonzero(w)) for w in weights) / size
 
     def _constant(self, index: int, producer: dict) -> np.ndarray:
-        """Values of a constant weight tensor, looking through a float16 DEQUANTIZE op."""
+        """Values of a constant weight tensor, looking through a float16 DEQUANTIZE op and through
+        a DENSIFY op (weights stored in the sparse format, decoded back to their dense shape)."""
         op = producer.get(index)
         if op is not None and op["op_name"] == "DEQUANTIZE":
             index = op["inputs"][0]
+            op = producer.get(index)
+        dense_shape = None
+        if op is not None and op["op_name"] == "DENSIFY":
+            dense_shape = self._single._get_tensor_details(index, 0)["shape"]
+            index = op["inputs"][0]
         try:
-            return self._single.get_tensor(index)
+            values = self._single.get_tensor(index)
         except ValueError as err:
             raise MeasureError(f"{self.name}: cannot read the weights of tensor {index} to count MACs ({err}).") from err
+        if dense_shape is None:
+            return values
+        sparsity = self._single._get_tensor_details(index, 0)["sparsity_parameters"]
+        return _densify(values, sparsity, tuple(dense_shape), where=f"{self.name}, tensor {index}")
 
     def macs(self) -> tuple[int, int]:
         """(dense MACs, MACs of the non-zero weights) for one image."""
@@ -153,3 +175,52 @@ class LiteRTModel:
         stored = {i for op in ops for i in op["inputs"][1:] if i >= 0}
         constants = [self._constant(i, producer) for i in sorted(stored)]
         return sum(c.size for c in constants), sum(int(np.count_nonzero(c)) for c in constants)
+
+
+def _densify(values: np.ndarray, sparsity: dict, shape: tuple[int, ...], where: str) -> np.ndarray:
+    """The dense array of a constant stored in LiteRT's sparse format: the dimensions are traversed
+    in `traversal_order`, each either dense (every index) or compressed (per parent position, a
+    segment of `array_indices`), and the values hold the stored entries in that order."""
+    if len(sparsity.get("block_map", [])):
+        raise MeasureError(f"{where}: block-sparse weights are not supported; convert without block sparsity.")
+    order = list(sparsity["traversal_order"])
+    coords = np.zeros((1, 0), dtype=np.int64)  # one row per stored entry reached so far
+    position = np.zeros(1, dtype=np.int64)  # its position in the current level's storage
+    for level in sparsity["dim_metadata"]:
+        if level["format"] == 0:  # dense: every index of this dimension
+            size = int(level["dense_size"])
+            coords = np.column_stack([np.repeat(coords, size, axis=0), np.tile(np.arange(size), len(coords))])
+            position = (position[:, None] * size + np.arange(size)[None]).ravel()
+        else:  # compressed: the indices between this parent's segment bounds
+            segments, indices = np.asarray(level["array_segments"]), np.asarray(level["array_indices"])
+            counts = segments[position + 1] - segments[position]
+            position = np.repeat(segments[position] - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+            coords = np.column_stack([np.repeat(coords, counts, axis=0), indices[position]])
+    dense = np.zeros(shape, dtype=values.dtype)
+    dense[tuple(coords[:, order.index(dim)] for dim in range(len(shape)))] = values[position]
+    return dense
+
+
+def compare(models: Mapping[str, "bytes | LiteRTModel"], image: np.ndarray, *,
+            profile: profiles.Profile | None = None, rounds: int = 5, threads: int | None = None,
+            xnnpack: bool = True):
+    """Size, gzipped size, DENSIFY ops and single-image latency of converted models, measured in one
+    run on the same number of threads (`threads`, default: this machine's), timed in interleaved
+    rounds with the profile's runs (see `latency.interleaved`; `vs first` is the ratio to the first
+    model; `xnnpack=False`: LiteRT's built-in kernels). A DataFrame indexed by name."""
+    import pandas as pd
+
+    profile = profile or profiles.current()
+    threads = threads or hardware.cpu_threads()
+    loaded = {name: LiteRTModel(m.content if isinstance(m, LiteRTModel) else m, name=name, num_threads=threads,
+                                xnnpack=xnnpack) for name, m in models.items()}
+    timing = latency.interleaved({name: m.single_image_runner(image) for name, m in loaded.items()},
+                                 runs=profile.latency_runs, warmup=profile.warmup_runs, threads=threads, rounds=rounds)
+    rows = []
+    for name, m in loaded.items():
+        size, gzipped = measure.sizes(m.content)
+        rows.append({"model": name, "KiB": round(size / 1024, 1), "gzip KiB": round(gzipped / 1024, 1),
+                     "DENSIFY ops": m.ops().get("DENSIFY", 0)})
+    table = pd.DataFrame(rows).set_index("model").join(timing)
+    table.attrs.update(timing.attrs)
+    return table

@@ -1,4 +1,5 @@
-"""Counting what a model costs: parameters, non-zero parameters, MACs and bytes."""
+"""Counting what a model costs and what it gets right: parameters, non-zero parameters, MACs,
+bytes, accuracy, and how often two models agree."""
 from __future__ import annotations
 
 import gzip
@@ -11,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import tf_keras as keras
 from tf_keras import layers
+
+from .data import normalise
 
 
 class MeasureError(ValueError):
@@ -140,3 +143,29 @@ def human_bytes(n: float) -> str:
         return f"{int(n)} B"
     exp = min(int(math.log(n, 1024)), 3)
     return f"{n / 1024**exp:.2f} {('B', 'KiB', 'MiB', 'GiB')[exp]}"
+
+
+def predicted_labels(source, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Classes predicted for `images` (uint8 pixels, or floats already normalised) by `source`:
+    a Keras model, a LiteRT model, or the logits one of them already gave for these images.
+    Keras models run eagerly batch by batch: no graph to trace for each new model."""
+    if isinstance(source, np.ndarray):
+        if len(source) != len(images):
+            raise ValueError(f"{len(source)} rows of logits for {len(images)} images: pass the logits of these images.")
+        return np.argmax(source, axis=-1)
+    x = normalise(images) if np.asarray(images).dtype == np.uint8 else np.asarray(images, np.float32)
+    if isinstance(source, keras.Model):
+        logits = np.concatenate([source(x[i:i + batch_size], training=False).numpy() for i in range(0, len(x), batch_size)])
+    else:
+        logits = source.predict(x, batch_size=batch_size)
+    return np.argmax(logits, axis=-1)
+
+
+def accuracy(source, images: np.ndarray, labels: np.ndarray) -> float:
+    """Share of `images` that `source` (a Keras or LiteRT model, or its logits) classifies as `labels`."""
+    return float(np.mean(predicted_labels(source, images) == np.asarray(labels)))
+
+
+def agreement(source_a, source_b, images: np.ndarray) -> float:
+    """Share of `images` on which two sources (Keras or LiteRT models, or their logits) predict the same class."""
+    return float(np.mean(predicted_labels(source_a, images) == predicted_labels(source_b, images)))

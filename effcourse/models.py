@@ -35,12 +35,12 @@ def _conv_bn_relu(filters: int) -> list[layers.Layer]:
     ]
 
 
-def improved_cnn(input_shape=(32, 32, 3), num_classes=10, widths=(32, 64, 96)) -> keras.Model:
-    """The improved baseline: three blocks of two conv-BN-ReLU layers, max-pool and
-    dropout, then global average pooling and the logits (about 1.7x the reference's parameters)."""
+def improved_cnn(input_shape=(32, 32, 3), num_classes=10, widths=(32, 64, 108)) -> keras.Model:
+    """The improved baseline: three blocks of conv-BN-ReLU, max-pool, conv-BN-ReLU and dropout
+    (pooling between the two convolutions halves the MACs of the second), then global average
+    pooling and the logits (about 1.9x the reference's parameters)."""
     stack = [keras.Input(shape=input_shape)]
-    for block, filters in enumerate(widths):
-        stack += _conv_bn_relu(filters) + _conv_bn_relu(filters)
-        stack += [layers.MaxPooling2D(), layers.Dropout(0.2 + 0.1 * block)]
+    for filters in widths:
+        stack += _conv_bn_relu(filters) + [layers.MaxPooling2D()] + _conv_bn_relu(filters) + [layers.Dropout(0.1)]
     stack += [layers.GlobalAveragePooling2D(), layers.Dense(num_classes)]  # logits
     return keras.Sequential(stack, name="improved_cnn")

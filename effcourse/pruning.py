@@ -3,20 +3,17 @@
 The toolkit (`tfmot.sparsity.keras`) prunes *while training*, and the lesson calls it
 directly. This module holds the rest:
 
-* the fine-tuning data and schedule steps of a run profile,
+* the schedule steps of a fine-tuning run,
 * magnitude pruning *without* retraining (the "prune once" baseline), in place for scans,
-* accuracy of Keras and LiteRT models, and how often two models agree,
 * the per-layer sensitivity scan and a per-layer sparsity plan drawn from it,
 * structured pruning: rank convolution filters by their L1 or L2 norm and rebuild a
   genuinely narrower model with the surviving weights (model surgery), for the course's
   sequential CNNs,
-* M-by-N (2:4) pattern checks, the ops of a converted model, and the lesson's plots.
+* M-by-N (2:4) pattern checks and the lesson's plots.
 """
 from __future__ import annotations
 
-import collections
 import contextlib
-import dataclasses
 import math
 from typing import Iterable, Mapping
 
@@ -24,23 +21,10 @@ import numpy as np
 import tf_keras as keras
 from tf_keras import layers
 
-from . import measure, profiles
-from .data import ImageData, normalise
+from . import measure
+from .data import ImageData
 
 # --------------------------------------------------------------------------- data and schedules
-
-
-def fine_tune_data(data: ImageData, profile: profiles.Profile | None = None, *, seed: int = 0) -> ImageData:
-    """`data` with a random share of its training images for fine-tuning: the profile's share of
-    the full recipe's work (`epoch_fraction`: 5% in smoke, 30% in workshop, all in full), at
-    least one batch. Validation and test images are unchanged."""
-    profile = profile or profiles.current()
-    n = len(data.x_train)
-    keep = min(n, max(data.batch_size, round(n * profile.epoch_fraction)))
-    if keep == n:
-        return data
-    idx = np.sort(np.random.default_rng(seed).permutation(n)[:keep])
-    return dataclasses.replace(data, x_train=data.x_train[idx], y_train=data.y_train[idx])
 
 
 def steps_per_epoch(data: ImageData) -> int:
@@ -159,30 +143,6 @@ def layer_sparsity(model: keras.Model) -> dict[str, float]:
     return result
 
 
-# --------------------------------------------------------------------------- accuracy
-
-
-def predicted_labels(model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Predicted classes of uint8 (or already normalised float) images, for a Keras or LiteRT model.
-    Keras models run eagerly batch by batch: no graph to trace for each new model."""
-    x = np.asarray(normalise(images)) if np.asarray(images).dtype == np.uint8 else np.asarray(images, np.float32)
-    if isinstance(model, keras.Model):
-        logits = np.concatenate([model(x[i:i + batch_size], training=False).numpy() for i in range(0, len(x), batch_size)])
-    else:
-        logits = model.predict(x, batch_size=batch_size)
-    return np.argmax(logits, axis=-1)
-
-
-def accuracy(model, images: np.ndarray, labels: np.ndarray) -> float:
-    """Share of `images` that `model` (Keras or LiteRT) classifies as `labels`."""
-    return float(np.mean(predicted_labels(model, images) == np.asarray(labels)))
-
-
-def agreement(model_a, model_b, images: np.ndarray) -> float:
-    """Share of `images` on which two models (Keras or LiteRT) predict the same class."""
-    return float(np.mean(predicted_labels(model_a, images) == predicted_labels(model_b, images)))
-
-
 # --------------------------------------------------------------------------- sensitivity and plans
 
 
@@ -202,7 +162,7 @@ def sensitivity_scan(model: keras.Model, data: ImageData, ratios: Iterable[float
     missing = [n for n in names if n not in by_name]
     if missing:
         raise ValueError(f"No prunable layer named {', '.join(missing)}. Prunable layers: {', '.join(by_name)}.")
-    dense = accuracy(model, data.x_val, data.y_val)
+    dense = measure.accuracy(model, data.x_val, data.y_val)
     rows = []
     for name in names:
         size = sum(int(np.prod(v.shape)) for v in _kernels(by_name[name]))
@@ -211,7 +171,7 @@ def sensitivity_scan(model: keras.Model, data: ImageData, ratios: Iterable[float
         for ratio in ratios:
             with pruned_in_place(model, {name: ratio}):
                 rows.append({"layer": name, "kind": kind, "weights": size, "ratio": ratio,
-                             "accuracy": accuracy(model, data.x_val, data.y_val)})
+                             "accuracy": measure.accuracy(model, data.x_val, data.y_val)})
     scan = pd.DataFrame(rows)
     scan.attrs["dense accuracy"] = dense
     return scan
@@ -470,68 +430,6 @@ def m_by_n_share(model: keras.Model, m_by_n: tuple[int, int] = (2, 4)) -> float:
     if total == 0:
         raise ValueError(f"No Conv2D/Dense kernel of {model.name!r} has an input depth that is a multiple of {n}.")
     return good / total
-
-
-def tflite_ops(content: bytes) -> collections.Counter:
-    """How many times each op occurs in a converted (.tflite) model."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_content=bytes(content))
-    return collections.Counter(op["op_name"] for op in interpreter._get_ops_details())
-
-
-def litert_comparison(models: Mapping[str, bytes], image: np.ndarray, *, profile: profiles.Profile | None = None,
-                      rounds: int = 5, threads: int | None = None):
-    """Size and single-image LiteRT latency of converted models, measured in one run with the same
-    number of threads, in `rounds` interleaved rounds, so that a slow spell of a shared machine
-    hits every model alike. Latencies are the median over rounds of each round's median (and p95);
-    `vs first` is the latency ratio to the first model, with the lowest and highest ratio of any
-    single round: a ratio whose range includes 1 is no measurable difference.
-    Returns a DataFrame indexed by name; attrs["threads"] holds the threads."""
-    import pandas as pd
-
-    from . import hardware, latency
-    from .litert import LiteRTModel
-
-    if not models:
-        raise ValueError("No models to compare.")
-    if rounds < 1:
-        raise ValueError(f"rounds must be at least 1, got {rounds}")
-    profile = profile or profiles.current()
-    threads = threads or hardware.cpu_threads()
-    runners = {name: LiteRTModel(blob, name=name, num_threads=threads).single_image_runner(image)
-               for name, blob in models.items()}
-    medians = {name: [] for name in models}
-    p95s = {name: [] for name in models}
-    for _ in range(rounds):
-        for name, run in runners.items():
-            stats = latency.latency(run, runs=profile.latency_runs, warmup=profile.warmup_runs, threads=threads)
-            medians[name].append(stats.median_ms)
-            p95s[name].append(stats.p95_ms)
-    first = np.asarray(medians[next(iter(models))])
-    rows = []
-    for name, blob in models.items():
-        size, gzipped = measure.sizes(blob)
-        ratios = np.asarray(medians[name]) / first
-        rows.append({"model": name, "KiB": round(size / 1024, 1), "gzip KiB": round(gzipped / 1024, 1),
-                     "DENSIFY ops": tflite_ops(blob).get("DENSIFY", 0),
-                     "latency ms": round(float(np.median(medians[name])), 3), "p95 ms": round(float(np.median(p95s[name])), 3),
-                     "vs first": round(float(np.median(medians[name])) / float(np.median(first)), 2),
-                     "lowest round": round(float(ratios.min()), 2), "highest round": round(float(ratios.max()), 2)})
-    table = pd.DataFrame(rows).set_index("model")
-    table.attrs["threads"] = threads
-    table.attrs["rounds"] = rounds
-    return table
-
-
-def speed_verdict(row) -> str:
-    """'faster', 'slower' or 'no measurable difference', from a `litert_comparison` row: faster or
-    slower only if every round says so."""
-    if row["highest round"] < 1:
-        return "faster"
-    if row["lowest round"] > 1:
-        return "slower"
-    return "no measurable difference"
 
 
 # --------------------------------------------------------------------------- plots

@@ -1,5 +1,5 @@
 """Quantization helpers for lesson 03: fake quantization of weights, bit-width sweeps, weight
-histograms, representative data for the converter, prediction agreement and size checks.
+histograms, representative data for the converter, and where a converted model's bytes go.
 
 The converter's options (`tf.lite.TFLiteConverter`, `optimizations`, `representative_dataset`,
 ...) and the Model Optimization Toolkit's calls stand in the notebook; this module holds what
@@ -15,7 +15,7 @@ import numpy as np
 import tf_keras as keras
 from tf_keras import layers
 
-from . import latency as _latency
+from . import measure
 from .measure import _flat_layers, _unwrap
 
 if TYPE_CHECKING:
@@ -155,11 +155,6 @@ def fake_quantize_model(model: keras.Model, bits: int, granularity: str = "per-t
     return clone
 
 
-def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
-    """Share of the images whose highest logit is their label."""
-    return float(np.mean(np.argmax(logits, axis=-1) == np.asarray(labels)))
-
-
 def bit_width_sweep(model: keras.Model, images: np.ndarray, labels: np.ndarray,
                     bits: Iterable[int] = (8, 6, 4, 3, 2), granularities: Iterable[str] = GRANULARITIES,
                     batch_size: int = 256) -> "pd.DataFrame":
@@ -176,7 +171,7 @@ def bit_width_sweep(model: keras.Model, images: np.ndarray, labels: np.ndarray,
     targets = _kernel_variables(work)
 
     def evaluate() -> float:
-        return accuracy(work.predict(images, batch_size=batch_size, verbose=0), labels)
+        return measure.accuracy(work.predict(images, batch_size=batch_size, verbose=0), images, labels)
 
     rows = [{"bits": 32, "granularity": "float32", "accuracy": evaluate(), "relative error": 0.0,
              "distinct values": max(len(np.unique(w)) for w in original.values())}]
@@ -273,18 +268,6 @@ def per_tensor_cluster_preservation():
 # --------------------------------------------------------------------------- checking converted models
 
 
-def agreement(lite: "LiteRTModel", source, images: np.ndarray) -> float:
-    """Share of `images` (float, in [0, 1]) on which a LiteRT model predicts the same class as
-    `source`: the Keras model it was converted from, or that model's logits on `images`."""
-    images = np.asarray(images, dtype=np.float32)
-    if isinstance(source, keras.Model):
-        source = source.predict(images, batch_size=256, verbose=0)
-    theirs = np.argmax(np.asarray(source), axis=-1)
-    if len(theirs) != len(images):
-        raise ValueError(f"{len(theirs)} source predictions for {len(images)} images.")
-    return float(np.mean(np.argmax(lite.predict(images), axis=-1) == theirs))
-
-
 def litert_kernels(lite: "LiteRTModel") -> dict[str, np.ndarray]:
     """{op output name: weights} of the conv and fully-connected ops of a LiteRT model, as stored
     (int8 in a full-integer model), output channel first."""
@@ -330,24 +313,6 @@ def size_breakdown(content: bytes) -> "pd.DataFrame":
     parts["quantization parameters"] = quant_bytes
     parts["graph, names, metadata"] = len(content) - sum(parts.values())
     return pd.DataFrame([{"part": k, "bytes": v, "share %": round(100 * v / len(content), 1)} for k, v in parts.items()])
-
-
-def compare_latency(models: dict[str, "LiteRTModel"], image: np.ndarray, *, runs: int, warmup: int,
-                    rounds: int = 3) -> "pd.DataFrame":
-    """Single-image latency of LiteRT models measured side by side: `rounds` rounds that each time
-    every model in turn (`runs` timed runs after `warmup`), so a busy spell on the machine hits
-    them alike; the median of the round medians per model. Each model runs on its own thread count."""
-    import pandas as pd
-
-    medians: dict[str, list[float]] = {name: [] for name in models}
-    for _ in range(rounds):
-        for name, lite in models.items():
-            stats = _latency.latency(lite.single_image_runner(image), runs=runs, warmup=warmup,
-                                     threads=lite.num_threads)
-            medians[name].append(stats.median_ms)
-    return pd.DataFrame([{"model": name, "latency ms": float(np.median(values)),
-                          "threads": models[name].num_threads, "rounds": rounds, "runs per round": runs}
-                         for name, values in medians.items()])
 
 
 # --------------------------------------------------------------------------- plots

@@ -480,3 +480,24 @@ def test_show_samples():
     plt.close(fig)
     with pytest.raises(ValueError, match="split"):
         data.show_samples(d, split="everything")
+
+
+def _split_data(n_train, batch_size=16):
+    rng = np.random.default_rng(1)
+    make = lambda n: (rng.integers(0, 256, (n, 8, 8, 3), dtype=np.uint8), rng.integers(0, 3, n))  # noqa: E731
+    (xt, yt), (xv, yv), (xs, ys) = make(n_train), make(40), make(40)
+    return data.ImageData(xt, yt, xv, yv, xs, ys, ("a", "b", "c"), "test data", True, batch_size)
+
+
+def test_fine_tuning_subset_takes_the_profiles_share():
+    data = _split_data(n_train=400)
+    smoke = data.fine_tuning_subset(profiles.get("smoke"))
+    assert len(smoke.x_train) == 20 and len(smoke.y_train) == 20  # max(batch 16, 5% of 400)
+    assert smoke.x_test is data.x_test and smoke.x_val is data.x_val
+    assert len(data.fine_tuning_subset(profiles.get("workshop")).x_train) == 120
+    assert data.fine_tuning_subset(profiles.get("full")) is data
+    tiny = _split_data(n_train=100).fine_tuning_subset(profiles.get("smoke"))
+    assert len(tiny.x_train) == 16  # at least one batch
+    # the subset is a subset: each kept image comes with its own label
+    rows = {img.tobytes(): label for img, label in zip(data.x_train, data.y_train)}
+    assert all(rows[img.tobytes()] == label for img, label in zip(smoke.x_train, smoke.y_train))

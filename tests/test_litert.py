@@ -28,6 +28,8 @@ def test_float_model_matches_keras(keras_model, images):
     assert lite.parameters()[0] == keras_model.count_params()
     assert lite.sparsity() == 0.0
     assert lite.single_image_runner(images[0])().shape == (1, 10)
+    builtin = LiteRTModel(lite.content, num_threads=1, xnnpack=False)  # LiteRT's own kernels, no XNNPACK
+    np.testing.assert_allclose(builtin.predict(images), lite.predict(images), atol=1e-4)
 
 
 def test_int8_model_dequantizes_and_shrinks(keras_model, images):
@@ -52,3 +54,36 @@ def test_bad_inputs_are_clear_errors(tmp_path, keras_model, images):
     lite = LiteRTModel(convert(keras_model))
     with pytest.raises(ValueError, match="expects images of shape"):
         lite.predict(images[:, :16, :16])
+
+
+def test_ops_and_side_by_side_comparison(keras_model, images):
+    import tensorflow as tf
+
+    from effcourse import litert, profiles, pruning
+    from effcourse.quantization import litert_kernels
+
+    sparse = pruning.magnitude_prune(keras_model, 0.8)
+    converter = tf.lite.TFLiteConverter.from_keras_model(sparse)
+    converter.optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
+    blobs = {"dense": convert(keras_model), "sparse": converter.convert()}
+    dense = LiteRTModel(blobs["dense"])
+    assert dense.ops()["CONV_2D"] == 3 and dense.ops()["FULLY_CONNECTED"] == 2 and "DENSIFY" not in dense.ops()
+    sparse_format = LiteRTModel(blobs["sparse"])
+    assert sparse_format.ops()["DENSIFY"] > 0
+    # weights stored in the sparse format are read back in their dense shape
+    same_weights = LiteRTModel(convert(sparse))
+    assert [(m.macs, m.nonzero_macs) for m in sparse_format.layer_macs()] == \
+        [(m.macs, m.nonzero_macs) for m in same_weights.layer_macs()]
+    assert sparse_format.parameters() == same_weights.parameters() and sparse_format.sparsity() > 0.75
+    for decoded, stored in zip(litert_kernels(sparse_format).values(), litert_kernels(same_weights).values()):
+        np.testing.assert_array_equal(decoded, stored)
+    np.testing.assert_allclose(sparse_format.predict(images), same_weights.predict(images), atol=1e-4)
+    table = litert.compare({"dense": dense, "sparse": blobs["sparse"]}, images[0],
+                           profile=profiles.get("smoke"), rounds=2, threads=1)
+    assert list(table.index) == ["dense", "sparse"]
+    assert table.attrs == {"threads": 1, "rounds": 2, "runs": profiles.get("smoke").latency_runs}
+    assert table.loc["dense", "vs first"] == 1.0 and (table["latency ms"] > 0).all()
+    assert table.loc["dense", "KiB"] == round(len(blobs["dense"]) / 1024, 1)
+    assert table.loc["dense", "DENSIFY ops"] == 0 and table.loc["sparse", "DENSIFY ops"] > 0
+    builtin = litert.compare({"dense": dense}, images[0], profile=profiles.get("smoke"), rounds=1, threads=1, xnnpack=False)
+    assert builtin.loc["dense", "latency ms"] > 0

@@ -95,3 +95,25 @@ def test_human_bytes():
     assert measure.human_bytes(512) == "512 B"
     assert measure.human_bytes(2048) == "2.00 KiB"
     assert measure.human_bytes(3 * 2**20) == "3.00 MiB"
+
+
+def test_accuracy_and_agreement_for_keras_litert_and_logits():
+    import tensorflow as tf
+
+    from effcourse.litert import LiteRTModel
+
+    model = models.reference_cnn()
+    images = np.random.default_rng(0).integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
+    logits = model.predict(images.astype(np.float32) / 255, verbose=0)
+    labels = measure.predicted_labels(model, images)
+    np.testing.assert_array_equal(labels, np.argmax(logits, axis=-1))
+    np.testing.assert_array_equal(measure.predicted_labels(logits, images), labels)
+    assert measure.accuracy(model, images, labels) == 1.0
+    assert measure.accuracy(model, images, (labels + 1) % 10) == 0.0
+    assert measure.accuracy(logits, images, labels) == 1.0
+    lite = LiteRTModel(tf.lite.TFLiteConverter.from_keras_model(model).convert(), num_threads=1)
+    assert measure.agreement(lite, model, images) >= 0.95
+    assert measure.agreement(lite, logits, images.astype(np.float32) / 255) >= 0.95
+    assert measure.agreement(model, -logits, images) < 0.5
+    with pytest.raises(ValueError, match="rows of logits for 40 images"):
+        measure.agreement(model, logits[:10], images)
