@@ -8,6 +8,7 @@ once per process in a banner; synthetic data is announced as what it is: not CIF
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -18,7 +19,6 @@ import tarfile
 import time
 import zipfile
 import zlib
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 

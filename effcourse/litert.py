@@ -147,9 +147,10 @@ class LiteRTModel:
         if op is not None and op["op_name"] == "DEQUANTIZE":
             index = op["inputs"][0]
             op = producer.get(index)
+        tensors = {t["index"]: t for t in self._single.get_tensor_details()}
         dense_shape = None
         if op is not None and op["op_name"] == "DENSIFY":
-            dense_shape = self._single._get_tensor_details(index, 0)["shape"]
+            dense_shape = tensors[index]["shape"]
             index = op["inputs"][0]
         try:
             values = self._single.get_tensor(index)
@@ -157,8 +158,7 @@ class LiteRTModel:
             raise MeasureError(f"{self.name}: cannot read the weights of tensor {index} to count MACs ({err}).") from err
         if dense_shape is None:
             return values
-        sparsity = self._single._get_tensor_details(index, 0)["sparsity_parameters"]
-        return _densify(values, sparsity, tuple(dense_shape), where=f"{self.name}, tensor {index}")
+        return _densify(values, tensors[index]["sparsity_parameters"], tuple(dense_shape), where=f"{self.name}, tensor {index}")
 
     def macs(self) -> tuple[int, int]:
         """(dense MACs, MACs of the non-zero weights) for one image."""
