@@ -5,6 +5,7 @@ which the Model Optimization Toolkit requires. The install also ships a `.pth`
 file that sets the same variable at interpreter start, so importing TensorFlow
 first works too.
 """
+import contextlib
 import os
 import sys
 
@@ -19,15 +20,16 @@ if os.environ.setdefault("TF_USE_LEGACY_KERAS", "1") != "1":
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-def _import_tensorflow_quietly() -> None:
-    """Import TensorFlow with the C++ messages it prints before its logging starts silenced.
-    They are written straight to file descriptor 2, which notebooks show as red output."""
+@contextlib.contextmanager
+def _silenced_stderr():
+    """Within this block, what C++ code writes straight to file descriptor 2 (TensorFlow's start-up
+    messages, LiteRT's "Created TensorFlow Lite XNNPACK delegate") is dropped: notebooks would
+    show it as red output. Python exceptions still propagate."""
     saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, 2)
-        import tensorflow  # noqa: F401
-        import tf_keras  # noqa: F401
+        yield
     finally:
         os.dup2(saved, 2)
         os.close(saved)
@@ -35,7 +37,9 @@ def _import_tensorflow_quietly() -> None:
 
 
 if "tensorflow" not in sys.modules:
-    _import_tensorflow_quietly()
+    with _silenced_stderr():
+        import tensorflow  # noqa: F401
+        import tf_keras  # noqa: F401
 elif not sys.modules["tensorflow"].keras.__name__.startswith("tf_keras"):
     raise ImportError(
         "TensorFlow was imported with Keras 3 before effcourse could select Keras 2. "

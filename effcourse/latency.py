@@ -95,11 +95,12 @@ def interleaved(runners: Mapping[str, Callable[[], object]], *, runs: int, warmu
     return table
 
 
-def speed_verdict(row) -> str:
+def speed_verdict(row, margin: float = 0.05) -> str:
     """'faster', 'slower' or 'no measurable difference' than the first model, from an `interleaved`
-    row: faster or slower only if every round says so."""
-    if row["highest round"] < 1:
+    row: faster or slower only if every round says so by more than `margin` (5%: what two runs of
+    one model can differ by on a shared machine)."""
+    if row["highest round"] < 1 - margin:
         return "faster"
-    if row["lowest round"] > 1:
+    if row["lowest round"] > 1 + margin:
         return "slower"
     return "no measurable difference"

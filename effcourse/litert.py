@@ -9,7 +9,7 @@ from typing import Mapping
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-from . import hardware, latency, measure, profiles
+from . import _silenced_stderr, hardware, latency, measure, profiles
 from .measure import LayerMacs, MeasureError
 
 
@@ -40,12 +40,13 @@ class LiteRTModel:
 
     def _interpreter(self, batch: int) -> Interpreter:
         resolver = OpResolverType.AUTO if self.xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-        interpreter = Interpreter(model_content=self.content, num_threads=self.num_threads,
-                                  experimental_op_resolver_type=resolver)
-        if batch != 1:
-            detail = interpreter.get_input_details()[0]
-            interpreter.resize_tensor_input(detail["index"], [batch, *detail["shape"][1:]])
-        interpreter.allocate_tensors()
+        with _silenced_stderr():  # the XNNPACK delegate announces itself on stderr when applied
+            interpreter = Interpreter(model_content=self.content, num_threads=self.num_threads,
+                                      experimental_op_resolver_type=resolver)
+            if batch != 1:
+                detail = interpreter.get_input_details()[0]
+                interpreter.resize_tensor_input(detail["index"], [batch, *detail["shape"][1:]])
+            interpreter.allocate_tensors()
         return interpreter
 
     @property

@@ -59,6 +59,10 @@ def test_speed_verdict_needs_every_round_to_agree():
     assert latency.speed_verdict({"lowest round": 0.4, "highest round": 0.7}) == "faster"
     assert latency.speed_verdict({"lowest round": 1.1, "highest round": 1.3}) == "slower"
     assert latency.speed_verdict({"lowest round": 0.8, "highest round": 1.2}) == "no measurable difference"
+    # every round agrees, but by less than the margin: two runs of one model differ that much
+    assert latency.speed_verdict({"lowest round": 0.85, "highest round": 0.98}) == "no measurable difference"
+    assert latency.speed_verdict({"lowest round": 1.02, "highest round": 1.24}) == "no measurable difference"
+    assert latency.speed_verdict({"lowest round": 0.85, "highest round": 0.98}, margin=0.01) == "faster"
 
 
 def test_cpu_flags_and_simd_support(tmp_path):
