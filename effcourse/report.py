@@ -130,7 +130,7 @@ def report_card(model, data, *, name: str, lesson: str, profile: profiles.Profil
         sparsity = measure.sparsity(model)
         run_one = latency.keras_runner(model, x_test[:1])
         run_batch = latency.keras_runner(model, batch)
-    accuracy = float(np.mean(np.argmax(logits, axis=-1) == data.y_test))
+    accuracy = measure.accuracy(logits, x_test, data.y_test)
     size, gzipped = measure.sizes(blob)
     with energy.EnergyMeter(energy_method) as meter:
         timing = latency.latency(run_one, runs=profile.latency_runs, warmup=profile.warmup_runs, threads=threads)
