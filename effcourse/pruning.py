@@ -27,11 +27,6 @@ from .data import ImageData
 # --------------------------------------------------------------------------- data and schedules
 
 
-def steps_per_epoch(data: ImageData) -> int:
-    """Training batches in one epoch of `data`."""
-    return math.ceil(len(data.x_train) / data.batch_size)
-
-
 def schedule_steps(total_steps: int, *, ramp: float = 0.75, frequency: int = 100) -> tuple[int, int]:
     """(end_step, frequency) for a toolkit pruning schedule over `total_steps` training steps.
 

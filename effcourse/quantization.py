@@ -15,7 +15,7 @@ import numpy as np
 import tf_keras as keras
 from tf_keras import layers
 
-from . import measure
+from . import _silenced_stderr, measure
 from .measure import _flat_layers, _unwrap
 
 if TYPE_CHECKING:
@@ -223,6 +223,14 @@ def inference_converter(model: keras.Model):
     converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], model)
     converter.experimental_lower_to_saved_model = False
     return converter
+
+
+def convert(converter) -> bytes:
+    """`converter.convert()`, without the log line the integer quantizer writes from C++ straight
+    to stderr ("fully_quantize: 0, inference_type: 6, ..."). A failed conversion still raises
+    TensorFlow's ConverterError, which carries the converter's messages."""
+    with _silenced_stderr():
+        return converter.convert()
 
 
 @contextlib.contextmanager

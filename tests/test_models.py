@@ -2,6 +2,7 @@
 import dataclasses
 
 import numpy as np
+import pytest
 import tf_keras as keras
 
 from effcourse import data, models, profiles, recipes
@@ -50,3 +51,18 @@ def test_recipes_are_reproducible():
     second, _ = recipes.train_reference(tiny(128), profile)
     for a, b in zip(first.get_weights(), second.get_weights()):
         np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_fine_tune_decays_the_learning_rate_to_zero_over_the_run():
+    small = tiny(256)  # 4 batches of 64
+    model, _ = recipes.train_reference(small, dataclasses.replace(profiles.get("smoke"), max_epochs=1))
+    rates = []
+    record = keras.callbacks.LambdaCallback(
+        on_train_batch_begin=lambda batch, logs: rates.append(float(model.optimizer.learning_rate)))
+    tuned = recipes.fine_tune(model, small, epochs=3, learning_rate=1e-3, callbacks=[record])
+    assert tuned is model and recipes.training_steps(small, 3) == 12 == len(rates)
+    assert model.run_eagerly  # 12 steps: not worth tracing
+    assert rates[0] == pytest.approx(1e-3, rel=1e-6) and all(a >= b for a, b in zip(rates, rates[1:])) and rates[-1] < 1e-4
+    schedule = model.optimizer.get_config()["learning_rate"]["config"]  # the cosine ends where the run does
+    assert schedule["initial_learning_rate"] == 1e-3 and schedule["decay_steps"] == int(model.optimizer.iterations) == 12
+    assert recipes.training_steps(tiny(2048), 1) == 32

@@ -7,7 +7,7 @@ import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 from tf_keras import layers
 
-from effcourse import measure, models, pruning
+from effcourse import measure, models, pruning, recipes
 from effcourse.data import ImageData
 
 RNG = np.random.default_rng(0)
@@ -91,7 +91,7 @@ def test_schedule_steps_rejects_bad_arguments():
 def test_toolkit_reaches_the_target_with_schedule_steps(eager):
     data = _data(n_train=80)  # 5 steps of 16
     model = _randomise(_small_gap_cnn())
-    steps = 2 * pruning.steps_per_epoch(data)
+    steps = recipes.training_steps(data, 2)
     end, frequency = pruning.schedule_steps(steps)
     schedule = tfmot.sparsity.keras.PolynomialDecay(0.0, 0.7, begin_step=0, end_step=end, frequency=frequency)
     wrapped = tfmot.sparsity.keras.prune_low_magnitude(pruning.clone(model), pruning_schedule=schedule)

@@ -7,7 +7,7 @@ from tf_keras import layers
 from effcourse import quantization as quant
 from effcourse.data import ImageData
 from effcourse.litert import LiteRTModel
-from converting import convert
+from converting import convert, converter_for
 
 SHAPE = (8, 8, 3)
 
@@ -200,6 +200,14 @@ def test_inference_converter_gives_what_from_keras_model_gives(model, images):
     lite = LiteRTModel(quant.inference_converter(model).convert(), num_threads=1)
     reference = LiteRTModel(convert(model), num_threads=1)
     np.testing.assert_allclose(lite.predict(images), reference.predict(images), atol=1e-5)
+
+
+def test_convert_keeps_the_quantizers_native_log_line_out_of_stderr(model, images, capfd):
+    converter_for(model, int8_images=images).convert()
+    assert "fully_quantize" in capfd.readouterr().err  # what the plain call writes from C++
+    int8 = LiteRTModel(quant.convert(converter_for(model, int8_images=images)), num_threads=1)
+    assert capfd.readouterr().err == ""
+    assert int8.input_details["dtype"] == np.int8
 
 
 def test_int8_model_size_breakdown_and_distinct_integers(model, images):
