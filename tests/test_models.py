@@ -66,3 +66,28 @@ def test_fine_tune_decays_the_learning_rate_to_zero_over_the_run():
     schedule = model.optimizer.get_config()["learning_rate"]["config"]  # the cosine ends where the run does
     assert schedule["initial_learning_rate"] == 1e-3 and schedule["decay_steps"] == int(model.optimizer.iterations) == 12
     assert recipes.training_steps(tiny(2048), 1) == 32
+
+
+def test_freeze_batch_norm_keeps_the_statistics_and_trains_the_rest():
+    small = tiny(256)
+    trained, _ = recipes.train_improved(small, dataclasses.replace(profiles.get("smoke"), max_epochs=1))
+
+    def fine_tuned(freeze):
+        model = keras.models.clone_model(trained)
+        model.set_weights(trained.get_weights())
+        if freeze:
+            assert recipes.freeze_batch_norm(model) is model
+        return recipes.fine_tune(model, small, epochs=1, learning_rate=1e-2)
+
+    def batch_norm_and_kernels(model):
+        norms = [w for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization) for w in layer.get_weights()]
+        kernels = [layer.get_weights()[0] for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+        return norms, kernels
+
+    before_norms, before_kernels = batch_norm_and_kernels(trained)
+    for freeze in (True, False):
+        norms, kernels = batch_norm_and_kernels(fine_tuned(freeze))
+        assert len(norms) == len(before_norms) > 0
+        # gamma, beta, moving mean and variance stay exactly as trained only when frozen
+        assert all(np.array_equal(a, b) for a, b in zip(norms, before_norms)) == freeze
+        assert not any(np.array_equal(a, b) for a, b in zip(kernels, before_kernels))

@@ -123,7 +123,7 @@ def test_error_table():
     w = channels_of_different_sizes()
     table = quant.error_table(w, bits=(8, 2))
     assert list(table["bits"]) == [8, 8, 2, 2]
-    assert (table["largest |error|"] <= table["bound (scale / 2)"] * (1 + 1e-5)).all()
+    assert (table["largest |error|"] <= table["bound (scale / 2)"] * (1 + 1e-4)).all()  # float32 rounding of w / scale, as in lesson 03
     assert table.loc[(table["bits"] == 2) & (table["granularity"] == "per-tensor"), "distinct values"].item() <= 3
 
 
