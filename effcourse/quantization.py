@@ -1,5 +1,6 @@
 """Quantization helpers for lesson 03: fake quantization of weights, bit-width sweeps, weight
-histograms, representative data for the converter, and where a converted model's bytes go.
+histograms, representative data for the converter, and where a converted model's bytes go
+(and the names it can do without).
 
 The converter's options (`tf.lite.TFLiteConverter`, `optimizations`, `representative_dataset`,
 ...) and the Model Optimization Toolkit's calls stand in the notebook; this module holds what
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 import tf_keras as keras
@@ -292,6 +293,42 @@ def distinct_per_channel(lite: "LiteRTModel") -> int:
     return most
 
 
+def _flatbuffer(content: bytes) -> bytes:
+    """`content` as bytes, if it is a .tflite flatbuffer (file identifier "TFL3"); else a clear error."""
+    content = bytes(content)
+    if content[4:8] != b"TFL3":
+        raise ValueError("These bytes are not a .tflite model (no TFL3 identifier): pass the bytes a "
+                         "TFLiteConverter returned, or a LiteRTModel's .content.")
+    return content
+
+
+def strip_names(content: bytes) -> bytes:
+    """The same .tflite model without the strings it does not need to run: tensor and subgraph
+    names, its description and its signatures (LiteRT's `flatbuffer_utils.strip_strings`, what
+    deployment tools do to save bytes). The ops and weights are untouched; without signatures
+    the model is run by its input and output tensors, as `LiteRTModel` does."""
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(_flatbuffer(content)))
+    flatbuffer_utils.strip_strings(model)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def size_table(contents: Mapping[str, bytes]) -> "pd.DataFrame":
+    """Bytes of each .tflite model and of its copy with the names stripped (`strip_names`), and how
+    many times smaller each is than the first model: stripped models against the first one
+    stripped the same way, so both ratios compare like with like. One row per model, in order."""
+    import pandas as pd
+
+    if not contents:
+        raise ValueError("size_table needs at least one model: {name: .tflite bytes}, the baseline first.")
+    table = pd.DataFrame({"bytes": {name: len(_flatbuffer(content)) for name, content in contents.items()},
+                          "names stripped": {name: len(strip_names(content)) for name, content in contents.items()}})
+    table["x smaller"] = table["bytes"].iloc[0] / table["bytes"]
+    table["x smaller, names stripped"] = table["names stripped"].iloc[0] / table["names stripped"]
+    return table
+
+
 def size_breakdown(content: bytes) -> "pd.DataFrame":
     """Where the bytes of a .tflite flatbuffer go: its constant tensors by type (float32 weights;
     int8 weights and int32 biases in an integer model), the quantization parameters (a float32
@@ -300,7 +337,7 @@ def size_breakdown(content: bytes) -> "pd.DataFrame":
     import pandas as pd
     from tensorflow.lite.python import schema_py_generated as schema
 
-    content = bytes(content)
+    content = _flatbuffer(content)
     model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(content, 0))
     type_names = {value: name.lower() for name, value in vars(schema.TensorType).items() if not name.startswith("_")}
     parts: dict[str, int] = {}

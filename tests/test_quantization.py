@@ -231,6 +231,47 @@ def test_int8_model_size_breakdown_and_distinct_integers(model, images):
     assert quant.size_breakdown(float_bytes).set_index("part").loc["quantization parameters", "bytes"] == 0
 
 
+def tensor_names(content: bytes) -> list:
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(content))
+    return [tensor.name for subgraph in model.subgraphs for tensor in subgraph.tensors if tensor.name]
+
+
+def test_strip_names_drops_the_names_and_keeps_the_model(model, images):
+    content = convert(model, int8_images=images)
+    stripped = quant.strip_names(content)
+    assert tensor_names(content) and not tensor_names(stripped)
+    assert len(stripped) < len(content)
+    np.testing.assert_array_equal(LiteRTModel(stripped, num_threads=1).predict(images),
+                                  LiteRTModel(content, num_threads=1).predict(images))
+    before, after = (quant.size_breakdown(blob).set_index("part")["bytes"] for blob in (content, stripped))
+    rest = "graph, names, metadata"
+    assert before.drop(rest).equals(after.drop(rest))  # weights and quantization parameters untouched
+    assert before[rest] - after[rest] == len(content) - len(stripped)
+
+
+def test_size_table_compares_like_with_like(model, images):
+    float_bytes, int8_bytes = convert(model), convert(model, int8_images=images)
+    table = quant.size_table({"float32": float_bytes, "int8": int8_bytes})
+    assert list(table.index) == ["float32", "int8"]
+    assert table.loc["int8", "bytes"] == len(int8_bytes)
+    assert table.loc["int8", "names stripped"] == len(quant.strip_names(int8_bytes))
+    assert (table["names stripped"] < table["bytes"]).all()
+    assert table.loc["float32", "x smaller"] == table.loc["float32", "x smaller, names stripped"] == 1
+    assert table.loc["int8", "x smaller"] == pytest.approx(len(float_bytes) / len(int8_bytes))
+    assert table.loc["int8", "x smaller, names stripped"] == pytest.approx(
+        len(quant.strip_names(float_bytes)) / len(quant.strip_names(int8_bytes)))
+    with pytest.raises(ValueError, match="at least one model"):
+        quant.size_table({})
+
+
+@pytest.mark.parametrize("helper", [quant.strip_names, quant.size_breakdown, lambda b: quant.size_table({"zip": b})])
+def test_bytes_that_are_not_a_tflite_model_get_a_clear_error(helper):
+    with pytest.raises(ValueError, match="not a .tflite model"):
+        helper(b"PK\x03\x04 a zip archive, not a model")
+
+
 # --------------------------------------------------------------------------- cluster preservation
 
 
