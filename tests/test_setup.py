@@ -1,4 +1,5 @@
-"""Keras 2 is selected whichever the learner imports first, and a wrong setting is a clear error."""
+"""Keras 2 is selected whichever the learner imports first, a wrong setting is a clear error,
+and the conda environment installs the same project as pip."""
 import os
 import subprocess
 import sys
@@ -27,3 +28,28 @@ def test_keras_3_setting_is_a_clear_error():
     done = python("import effcourse", TF_USE_LEGACY_KERAS="0")
     assert done.returncode != 0
     assert "effcourse needs Keras 2" in done.stderr and "TF_USE_LEGACY_KERAS='0'" in done.stderr
+
+
+def test_environment_yml_installs_this_project_with_a_supported_python():
+    """conda users get the same dependency list as pip users: environment.yml pins a Python the
+    package supports and installs pyproject.toml with the extras `make test` installs."""
+    import re
+    import tomllib
+    from pathlib import Path
+
+    import yaml
+    from packaging.specifiers import SpecifierSet
+
+    root = Path(__file__).resolve().parents[1]
+    environment = yaml.safe_load((root / "environment.yml").read_text())
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    conda = [d for d in environment["dependencies"] if isinstance(d, str)]
+    pip = [d["pip"] for d in environment["dependencies"] if isinstance(d, dict)]
+    python_pin = [d.split("=", 1)[1] for d in conda if d.startswith("python=")]
+    assert len(python_pin) == 1 and python_pin[0] in SpecifierSet(project["requires-python"])
+    assert sorted(conda) == sorted(["pip", f"python={python_pin[0]}"]), "other dependencies belong in pyproject.toml"
+    assert len(pip) == 1 and len(pip[0]) == 1
+    extras = re.fullmatch(r'-e "?\.\[([\w,]+)\]"?', pip[0][0])
+    make_extras = re.search(r'pip install --quiet -e "\.\[([\w,]+)\]"', (root / "Makefile").read_text())
+    assert extras and make_extras and extras.group(1) == make_extras.group(1)
+    assert set(extras.group(1).split(",")) <= set(project["optional-dependencies"])
