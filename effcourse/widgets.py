@@ -1,8 +1,9 @@
-"""Interactive widgets for the lessons (ipywidgets), responsive because they only look up
+"""Interactive widgets for the lessons (ipywidgets), responsive because they only show
 precomputed results: moving a slider never trains or measures anything.
 
-In a headless run (nbval, `effcourse run`, the book) a widget is displayed with its
-initial value and its state is saved, so the notebook still executes top to bottom.
+Every view a widget can show is built up front, and the controls switch between them in the
+browser (`jslink`), so a widget needs no kernel: it also works on the website, drawn from the
+state a headless run (`effcourse run`, nbval) saves in the notebook.
 """
 from __future__ import annotations
 
@@ -58,16 +59,27 @@ def table_slider(table: "pd.DataFrame", by: str, *, description: str | None = No
         options=list(zip(labels, range(len(table)))), value=start, description=description or str(by),
         continuous_update=True, style={"description_width": "initial"}, layout=widgets.Layout(width="32em"),
     )
-    view = widgets.HTML(row_html(table, start, formatters))
-    slider.observe(lambda change: setattr(view, "value", row_html(table, change["new"], formatters)), names="value")
-    return widgets.VBox([slider, view])
+    rows = [widgets.HTML(row_html(table, i, formatters)) for i in range(len(table))]
+    return widgets.VBox([slider, linked_pages(slider, rows)])
+
+
+def linked_pages(control: "ipywidgets.Widget", pages: list) -> "ipywidgets.Stack":
+    """`pages` in a stack that shows the one at `control`'s `index` (a slider's or buttons'
+    position). The link runs in the browser, so it works with no kernel behind the page."""
+    import ipywidgets as widgets
+
+    if len(pages) != len(control.options):
+        raise ValueError(f"{len(pages)} pages for a control with {len(control.options)} positions")
+    stack = widgets.Stack(pages, selected_index=control.index)
+    widgets.jslink((control, "index"), (stack, "selected_index"))
+    return stack
 
 
 def quantization_explorer(kernel, sweep: "pd.DataFrame", *, name: str = "kernel") -> "ipywidgets.VBox":
     """Pick a bit width and a granularity: see one kernel's weights before and after fake
     quantization (histograms), and the model's accuracy with every kernel quantized that way,
     looked up in a precomputed `quantization.bit_width_sweep` table (its bit widths are the choices).
-    Only the histogram of one kernel is computed on a click, which takes a fraction of a second."""
+    The histograms of every choice are drawn up front (a second or two for one kernel)."""
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
     import numpy as np
@@ -86,28 +98,26 @@ def quantization_explorer(kernel, sweep: "pd.DataFrame", *, name: str = "kernel"
                                          description="bits", style={"button_width": "3em"})
     granularity_buttons = widgets.ToggleButtons(options=granularities, value=granularities[0],
                                                 description="granularity")
-    summary = widgets.HTML()
-    picture = widgets.Output()
 
-    def show(_=None) -> None:
-        bits, granularity = bits_buttons.value, granularity_buttons.value
+    def view(bits: int, granularity: str) -> "ipywidgets.VBox":
         row = quantized[(quantized["bits"] == bits) & (quantized["granularity"] == granularity)]
         q = quantization.fake_quantize(kernel, bits, granularity)
         accuracy = f"{row['accuracy'].iloc[0]:.2%}" if len(row) else "not in the sweep"
         reference = f" (float32: {baseline.iloc[0]:.2%})" if len(baseline) else ""
-        summary.value = (f"<b>{bits} bits, {granularity}</b>: model accuracy {accuracy}{reference}; "
-                         f"{name} keeps {len(np.unique(q)):,} distinct values, mean |error| "
-                         f"{np.mean(np.abs(kernel - q)) / np.mean(np.abs(kernel)):.1%} of the mean |weight|")
+        summary = widgets.HTML(
+            f"<b>{bits} bits, {granularity}</b>: model accuracy {accuracy}{reference}; "
+            f"{html.escape(name)} keeps {len(np.unique(q)):,} distinct values, mean |error| "
+            f"{np.mean(np.abs(kernel - q)) / np.mean(np.abs(kernel)):.1%} of the mean |weight|")
         fig, ax = plt.subplots(figsize=(8, 3))
         quantization.draw_histograms(ax, {"float32": kernel, f"{bits} bits, {granularity}": q})
         ax.set_title(f"{name}: weights before and after quantization")
         fig.tight_layout()
-        picture.clear_output(wait=True)
+        picture = widgets.Output()
         with picture:
             display(fig)
         plt.close(fig)
+        return widgets.VBox([summary, picture])
 
-    bits_buttons.observe(show, names="value")
-    granularity_buttons.observe(show, names="value")
-    show()
-    return widgets.VBox([bits_buttons, granularity_buttons, summary, picture])
+    by_granularity = [linked_pages(bits_buttons, [view(bits, granularity) for bits in bit_options])
+                      for granularity in granularities]
+    return widgets.VBox([bits_buttons, granularity_buttons, linked_pages(granularity_buttons, by_granularity)])

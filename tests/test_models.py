@@ -45,10 +45,11 @@ def test_recipes_train_with_the_profile_epochs():
         assert model.optimizer is not None
 
 
-def test_recipes_are_reproducible():
+@pytest.mark.parametrize("recipe", sorted(recipes.RECIPES))
+def test_recipes_are_reproducible(recipe):
     profile = dataclasses.replace(profiles.get("smoke"), max_epochs=1)
-    first, _ = recipes.train_reference(tiny(128), profile)
-    second, _ = recipes.train_reference(tiny(128), profile)
+    first, _ = recipes.RECIPES[recipe](tiny(128), profile)
+    second, _ = recipes.RECIPES[recipe](tiny(128), profile)
     for a, b in zip(first.get_weights(), second.get_weights()):
         np.testing.assert_allclose(a, b, atol=1e-5)
 
@@ -66,6 +67,20 @@ def test_fine_tune_decays_the_learning_rate_to_zero_over_the_run():
     schedule = model.optimizer.get_config()["learning_rate"]["config"]  # the cosine ends where the run does
     assert schedule["initial_learning_rate"] == 1e-3 and schedule["decay_steps"] == int(model.optimizer.iterations) == 12
     assert recipes.training_steps(tiny(2048), 1) == 32
+
+
+def test_fine_tune_is_reproducible_and_its_seed_matters():
+    small = tiny(256)
+    trained, _ = recipes.train_improved(small, dataclasses.replace(profiles.get("smoke"), max_epochs=1))
+
+    def fine_tuned(seed):
+        model = keras.models.clone_model(trained)
+        model.set_weights(trained.get_weights())
+        return recipes.fine_tune(model, small, epochs=1, learning_rate=1e-2, seed=seed).get_weights()
+
+    first, again, other = fine_tuned(0), fine_tuned(0), fine_tuned(1)
+    assert all(np.allclose(a, b, atol=1e-5) for a, b in zip(first, again))
+    assert not all(np.allclose(a, b, atol=1e-5) for a, b in zip(first, other))
 
 
 def test_freeze_batch_norm_keeps_the_statistics_and_trains_the_rest():

@@ -1,8 +1,25 @@
-"""The precomputed-levels slider: it builds, it shows the selected row, it says what is wrong."""
+"""The lessons' widgets: they build, they show the view their controls select, they say what
+is wrong. The controls switch views through links that run in the browser (`jslink`); here
+`follow_links` does what the browser would."""
+import ipywidgets
+from ipywidgets.widgets.widget_link import Link
 import pandas as pd
 import pytest
+from ipywidgets.widgets.widget import _instances
 
 from effcourse import widgets
+
+
+def follow_links():
+    """Copy each browser-side link's source value to its target, as the page would."""
+    for link in [w for w in list(_instances.values()) if isinstance(w, Link)]:
+        (source, source_trait), (target, target_trait) = link.source, link.target
+        setattr(target, target_trait, getattr(source, source_trait))
+
+
+def shown(stack: ipywidgets.Stack):
+    """The page a stack shows."""
+    return stack.children[stack.selected_index]
 
 
 @pytest.fixture
@@ -12,18 +29,25 @@ def levels():
 
 def test_table_slider_shows_the_selected_row(levels):
     box = widgets.table_slider(levels, by="sparsity %", description="sparsity")
-    slider, view = box.children
+    slider, rows = box.children
     assert [label for label, _ in slider.options] == ["0", "50", "90"]
     assert slider.description == "sparsity"
-    assert "80.5" in view.value and "1,000,000" in view.value
-    slider.value = 2  # moving the slider looks the row up
-    assert "61" in view.value and "100,000" in view.value and "80.5" not in view.value
+    assert "80.5" in shown(rows).value and "1,000,000" in shown(rows).value
+    slider.value = 2  # moving the slider shows that row
+    follow_links()
+    assert "61" in shown(rows).value and "100,000" in shown(rows).value and "80.5" not in shown(rows).value
 
 
 def test_table_slider_start_and_formatters(levels):
     box = widgets.table_slider(levels, by="sparsity %", start=1, formatters={"accuracy %": lambda v: f"{v:.1f}%"})
-    slider, view = box.children
-    assert slider.value == 1 and "79.2%" in view.value
+    slider, rows = box.children
+    assert slider.value == 1 and "79.2%" in shown(rows).value
+
+
+def test_linked_pages_needs_one_page_per_position():
+    buttons = ipywidgets.ToggleButtons(options=["a", "b", "c"])
+    with pytest.raises(ValueError, match="2 pages for a control with 3 positions"):
+        widgets.linked_pages(buttons, [ipywidgets.HTML("a"), ipywidgets.HTML("b")])
 
 
 def test_row_html_escapes(levels):
@@ -61,14 +85,23 @@ def test_quantization_explorer_follows_the_buttons():
 
     kernel = np.random.default_rng(0).normal(size=(3, 3, 4, 8)).astype(np.float32)
     box = widgets.quantization_explorer(kernel, quantization_sweep(), name="conv")
-    bits, granularity, summary, picture = box.children
+    bits, granularity, views = box.children
+
+    def summary() -> str:
+        return shown(shown(views)).children[0].value
+
     assert [value for _, value in bits.options] == [8, 4, 2]
-    assert "8 bits, per-tensor" in summary.value and "79.00%" in summary.value and "80.00%" in summary.value
+    assert "8 bits, per-tensor" in summary() and "79.00%" in summary() and "80.00%" in summary()
     bits.value = 2
-    assert "2 bits, per-tensor" in summary.value and "20.00%" in summary.value
-    assert "keeps 3 distinct values" in summary.value
+    follow_links()
+    assert "2 bits, per-tensor" in summary() and "20.00%" in summary()
+    assert "keeps 3 distinct values" in summary()
     granularity.value = "per-channel"
-    assert "2 bits, per-channel" in summary.value
+    follow_links()
+    assert "2 bits, per-channel" in summary()
+    # every choice has its own histogram, drawn up front
+    pictures = [page.children[1] for stack in views.children for page in stack.children]
+    assert len(pictures) == 6 and all(isinstance(p, ipywidgets.Output) for p in pictures)
 
 
 def test_quantization_explorer_needs_a_sweep():
