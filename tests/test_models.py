@@ -69,27 +69,35 @@ def test_fine_tune_decays_the_learning_rate_to_zero_over_the_run():
     assert recipes.training_steps(tiny(2048), 1) == 32
 
 
-def test_fine_tune_is_reproducible_and_its_seed_matters():
+@pytest.fixture(scope="module")
+def improved_and_data():
+    """The improved CNN trained one epoch on tiny data, and that data."""
     small = tiny(256)
-    trained, _ = recipes.train_improved(small, dataclasses.replace(profiles.get("smoke"), max_epochs=1))
+    return recipes.train_improved(small, dataclasses.replace(profiles.get("smoke"), max_epochs=1))[0], small
+
+
+def copy_of(model):
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def test_fine_tune_is_reproducible_and_its_seed_matters(improved_and_data):
+    trained, small = improved_and_data
 
     def fine_tuned(seed):
-        model = keras.models.clone_model(trained)
-        model.set_weights(trained.get_weights())
-        return recipes.fine_tune(model, small, epochs=1, learning_rate=1e-2, seed=seed).get_weights()
+        return recipes.fine_tune(copy_of(trained), small, epochs=1, learning_rate=1e-2, seed=seed).get_weights()
 
     first, again, other = fine_tuned(0), fine_tuned(0), fine_tuned(1)
     assert all(np.allclose(a, b, atol=1e-5) for a, b in zip(first, again))
     assert not all(np.allclose(a, b, atol=1e-5) for a, b in zip(first, other))
 
 
-def test_freeze_batch_norm_keeps_the_statistics_and_trains_the_rest():
-    small = tiny(256)
-    trained, _ = recipes.train_improved(small, dataclasses.replace(profiles.get("smoke"), max_epochs=1))
+def test_freeze_batch_norm_keeps_the_statistics_and_trains_the_rest(improved_and_data):
+    trained, small = improved_and_data
 
     def fine_tuned(freeze):
-        model = keras.models.clone_model(trained)
-        model.set_weights(trained.get_weights())
+        model = copy_of(trained)
         if freeze:
             assert recipes.freeze_batch_norm(model) is model
         return recipes.fine_tune(model, small, epochs=1, learning_rate=1e-2)
