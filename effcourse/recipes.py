@@ -63,7 +63,9 @@ def fine_tune(model: keras.Model, data: ImageData, *, epochs: int, learning_rate
     """Fine-tune a trained model (or the toolkit's wrapped copy of it) on augmented training batches.
 
     `seed` fixes the batch order, augmentation and dropout, so a rerun fine-tunes the same way
-    (within the small run-to-run noise of multi-threaded kernels). The learning rate falls from `learning_rate` to zero along a cosine over the run: a trained
+    (within the small run-to-run noise of multi-threaded kernels).
+
+    The learning rate falls from `learning_rate` to zero along a cosine over the run: a trained
     model sits in a minimum that a constant rate keeps shaking it out of (QAT of the full-profile
     improved CNN for 4 epochs at a constant 1e-4 lost 1.4 points). Short runs (under 30 steps) run
     eagerly, since tracing a training step takes longer than they do."""
