@@ -1,5 +1,22 @@
 """effcourse: companion package of the energy-efficient deep learning course.
 
+The modules follow the course's flow, one concern each:
+
+    settings      profiles (how much work a run does), paths (where results go, how paths
+                  print), hardware (what a figure was measured on)
+    data          data/: CIFAR-10 and any class-per-folder image set, pipelines, samples
+    models        models (architectures), recipes (training), zoo (trained-model cache),
+                  kerasutil (copying models, finding layers and kernels through wrappers)
+    techniques    pruning (unstructured), surgery (structured: whole filters),
+                  quantization (fake quantization, bit sweeps)
+    deployment    convert (Keras -> LiteRT: float32, float16, int8), litert (running and
+                  inspecting converted models), internals (every private API, in one place)
+    measurement   measure (parameters, MACs, bytes, accuracy), stats (noise: intervals,
+                  paired tests, verdicts), latency (interleaved timing), energy (meters)
+    results       report (the report card; models measured together), results (cards and
+                  the store), plots, widgets
+    lessons       notebook (lesson helpers), course + cli (the main job: `effcourse run`)
+
 Importing it makes sure TensorFlow resolves `tf.keras` to Keras 2 (`tf_keras`),
 which the Model Optimization Toolkit requires. The install also ships a `.pth`
 file that sets the same variable at interpreter start, so importing TensorFlow

@@ -1,33 +1,64 @@
-"""Command line: `effcourse run` executes the lessons, `effcourse compare` prints the recorded cards."""
+"""Command line: `effcourse run` executes the lessons and prints what their models measured
+together; `effcourse compare` prints the recorded comparisons again."""
 from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 
-import pandas as pd
+from . import course, paths, profiles, results
 
-from . import course, profiles, results
+WIDTH = 100
+# Short words for a terminal table; the saved CSV keeps the full ones.
+_SHORT = {"no measurable difference": "no diff.", "within noise": "noise", "reference": "ref"}
 
 
-def _print_comparison(cards) -> None:
-    if not cards:
-        print("No report cards recorded.")
+def _cell(value, width: int) -> str:
+    text = _SHORT.get(str(value), str(value))
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def format_comparison(comparison: dict, width: int = WIDTH) -> str:
+    """One recorded comparison as a text table under `width` columns: per model, accuracy and
+    its verdict against the reference, gzipped size, latency ratio with its 95% CI and verdict."""
+    columns = [("accuracy %", "acc %", 6), ("vs ref (points)", "Δ pts", 6), ("accuracy verdict", "acc.", 6),
+               ("gzip KiB", "gz KiB", 7), ("latency x ref", "lat. x", 6), ("latency CI", "95% CI", 9),
+               ("speed verdict", "speed", 8)]
+    name_width = width - sum(w + 1 for _, _, w in columns) - 1
+    lines = [comparison["title"],
+             f"{'model':<{name_width}} " + " ".join(f"{head:>{w}}" for _, head, w in columns)]
+    for row in comparison["rows"]:
+        cells = " ".join(f"{_cell(row[key], w):>{w}}" for key, _, w in columns)
+        lines.append(f"{_cell(row['model'], name_width):<{name_width}} {cells}")
+    lines += textwrap.wrap(comparison["conditions"], width)
+    return "\n".join(lines)
+
+
+def _print_comparisons(comparisons: list[dict]) -> None:
+    if not comparisons:
+        print("No comparisons recorded (a lesson records one with report.measure_together).")
         return
-    table = results.compare(cards)
-    with pd.option_context("display.width", 250, "display.max_columns", None, "display.max_colwidth", 60):
-        print(table.to_string(index=False))
-    print(results.describe_conditions(table))
+    import pandas as pd
+
+    for comparison in comparisons:
+        print(format_comparison(comparison), end="\n\n")
+    frame = pd.DataFrame([{"comparison": c["title"], "measured": c["timestamp"], **row}
+                          for c in comparisons for row in c["rows"]])
+    saved = paths.workdir() / "comparisons.csv"
+    frame.to_csv(saved, index=False)
+    print(f"Legend: Δ pts = accuracy minus the reference's; acc. = paired verdict (noise: within noise);\n"
+          f"lat. x = latency / the reference's, 95% CI over interleaved rounds; speed: faster, slower, no diff.\n"
+          f"Every figure of these tables: {paths.display(saved)}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="effcourse", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="execute the lesson notebooks headlessly and compare their report cards")
+    run = sub.add_parser("run", help="execute the lesson notebooks headlessly and print their comparisons")
     run.add_argument("--profile", help=f"one of {', '.join(profiles.PROFILES)} (default: ${profiles.ENV_VAR} or {profiles.DEFAULT})")
     run.add_argument("--only", nargs="+", metavar="NN", help="run only lessons whose names start with these, e.g. 01 03")
     run.add_argument("--inplace", action="store_true", help="store outputs in notebooks/ (to refresh the committed outputs)")
-    compare = sub.add_parser("compare", help="print the recorded report cards side by side")
-    compare.add_argument("--profile")
+    compare = sub.add_parser("compare", help="print the recorded comparisons of models measured together")
     compare.add_argument("--lesson")
     args = parser.parse_args(argv)
     try:
@@ -37,11 +68,10 @@ def main(argv: list[str] | None = None) -> int:
             for r in runs:
                 peak = f"{r.peak_mib:,.0f} MiB" if r.peak_mib else "unknown"
                 print(f"  {r.notebook:<32} {r.seconds:8.1f} s   {peak}")
-            print("\nReport cards recorded by this run:")
-            _print_comparison(results.load(since=started, profile=profiles.current().name))
+            print("\nModels measured together in this run:\n")
+            _print_comparisons(results.load_comparisons(since=started))
         else:
-            filters = {k: v for k, v in (("profile", args.profile), ("lesson", args.lesson)) if v}
-            _print_comparison(results.load(**filters))
+            _print_comparisons(results.load_comparisons(**({"lesson": args.lesson} if args.lesson else {})))
     except (course.CourseError, profiles.ProfileError) as err:
         print(f"effcourse: {err}", file=sys.stderr)
         return 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,25 +36,79 @@ def lesson_notebooks(folder: Path = NOTEBOOKS, only: list[str] | None = None) ->
     """The lesson notebooks in order (names start with their number), optionally only those
     whose names start with one of `only` (e.g. ["01", "03"])."""
     if not folder.is_dir():
-        raise CourseError(f"No notebooks folder at {folder}: run from a checkout of the course.")
+        raise CourseError(f"No notebooks folder at {paths.display(folder)}: run from a checkout of the course.")
     found = sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
     if only:
         found = [p for p in found if any(p.name.startswith(prefix) for prefix in only)]
         if not found:
-            raise CourseError(f"No lesson in {folder} starts with {', '.join(only)}.")
+            raise CourseError(f"No lesson in {paths.display(folder)} starts with {', '.join(only)}.")
     return found
 
 
-def run_notebook(path: Path, output: Path, timeout: int | None = None) -> NotebookRun:
-    """Execute one notebook in a fresh kernel (the profile comes from the environment) and save it to `output`."""
+def _code_cell_sections(cells: list) -> dict[int, tuple[int, str]]:
+    """For each code cell that will run, keyed by its index: its number among them and the
+    section it is in (the text of the last `#` or `##` heading above it)."""
+    section, numbered = "", {}
+    for index, cell in enumerate(cells):
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith(("# ", "## ")):
+                    section = line.lstrip("#").strip()
+        elif cell.cell_type == "code" and cell.source.strip():
+            numbered[index] = (len(numbered) + 1, section)
+    return numbered
+
+
+def _progress_line(lesson: str, number: int, total: int, section: str, seconds: float) -> str:
+    """`  01_baseline  cell 12/29  3. A better baseline  2:34`, shortened to under 100 columns."""
+    minutes, secs = divmod(int(seconds), 60)
+    head, tail = f"  {lesson}  cell {number}/{total}  ", f"  {minutes}:{secs:02d}"
+    room = 99 - len(head) - len(tail)
+    if len(section) > room:
+        section = section[: max(room - 1, 0)] + "…"
+    return head + section + tail
+
+
+def _print_progress(line: str) -> None:
+    print(line, flush=True)
+
+
+def _kernel_config():
+    """Encrypt the kernel's connection with CurveZMQ keys where jupyter_client and pyzmq can:
+    otherwise recent ipykernel (7.4 here) logs "Kernel is running over TCP without encryption ..." to the
+    terminal for every lesson. Kernels whose kernelspec does not declare Curve support run as before."""
+    import zmq
+    from jupyter_client import KernelManager
+    from traitlets.config import Config
+
+    config = Config()
+    if zmq.has("curve") and "transport_encryption" in KernelManager.class_trait_names():
+        config.KernelManager.transport_encryption = "auto"
+    return config
+
+
+def run_notebook(path: Path, output: Path, timeout: int | None = None,
+                 progress: Callable[[str], None] | None = None) -> NotebookRun:
+    """Execute one notebook in a fresh kernel (the profile comes from the environment) and save it
+    to `output`. Before each code cell runs, `progress` (default: print) gets a line naming the
+    lesson, the cell, its section and the time so far."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
     nb = nbformat.read(path, as_version=4)
+    cells = _code_cell_sections(nb.cells)  # before the measuring cell is appended: it is not shown
     nb.cells.append(nbformat.v4.new_code_cell(_PEAK_CELL))
+    report = progress or _print_progress
+
+    def on_cell_execute(cell, cell_index):
+        if cell_index in cells:
+            number, section = cells[cell_index]
+            report(_progress_line(path.stem, number, len(cells), section, time.perf_counter() - start))
+
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", coalesce_streams=True,
-                            resources={"metadata": {"path": str(path.parent)}})
+                            resources={"metadata": {"path": str(path.parent)}},
+                            on_cell_execute=on_cell_execute, config=_kernel_config())
     output.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     try:
@@ -61,7 +116,7 @@ def run_notebook(path: Path, output: Path, timeout: int | None = None) -> Notebo
     except CellExecutionError as err:
         nb.cells.pop()
         nbformat.write(nb, output)
-        raise CourseError(f"{path.name} failed (outputs so far saved in {output}):\n{err}") from None
+        raise CourseError(f"{path.name} failed (outputs so far saved in {paths.display(output)}):\n{err}") from None
     seconds = time.perf_counter() - start
     peak_cell = nb.cells.pop()
     text = "".join(o.get("text", "") for o in peak_cell.outputs if o.get("output_type") == "stream")
@@ -71,9 +126,11 @@ def run_notebook(path: Path, output: Path, timeout: int | None = None) -> Notebo
 
 
 def run(profile: str | None = None, only: list[str] | None = None, inplace: bool = False,
-        output_dir: Path | None = None, timeout: int | None = None) -> tuple[list[NotebookRun], str]:
-    """Execute the lessons in `profile` (default: the environment's) in order; return the runs
-    and the start time (ISO, UTC) from which their report cards were recorded."""
+        output_dir: Path | None = None, timeout: int | None = None,
+        progress: Callable[[str], None] | None = None) -> tuple[list[NotebookRun], str]:
+    """Execute the lessons in `profile` (default: the environment's) in order, reporting each code
+    cell to `progress` (default: print); return the runs and the start time (ISO, UTC) from which
+    their report cards were recorded."""
     chosen = profiles.get(profile) if profile else profiles.current()
     os.environ[profiles.ENV_VAR] = chosen.name  # the kernels inherit it
     out = output_dir or paths.subdir("executed") / chosen.name
@@ -81,7 +138,7 @@ def run(profile: str | None = None, only: list[str] | None = None, inplace: bool
     runs = []
     for path in lesson_notebooks(only=only):
         print(f"Running {path.name} in the {chosen.name} profile ...", flush=True)
-        runs.append(run_notebook(path, path if inplace else out / path.name, timeout))
+        runs.append(run_notebook(path, path if inplace else out / path.name, timeout, progress))
         peak = f"{runs[-1].peak_mib:,.0f} MiB" if runs[-1].peak_mib else "unknown"
         print(f"  done in {runs[-1].seconds:,.1f} s, kernel peak memory {peak}", flush=True)
     return runs, started

@@ -28,6 +28,9 @@ WATTS_ENV_VAR = "EFFCOURSE_WATTS_PER_CORE"
 DEFAULT_WATTS_PER_CORE = 5.0
 
 METHODS = ("rapl", "nvml", "estimate")
+# What an estimate from CPU time cannot do, said wherever an estimate is shown.
+ESTIMATE_LIMIT = ("proportional to CPU time: it cannot rank models whose power per core differs "
+                  "(int8 against float32 SIMD work)")
 _TITLES = {"rapl": "RAPL", "nvml": "NVML", "estimate": "estimate"}
 _RAPL_ZONE = re.compile(r"(intel|amd)-rapl:(\d+)")  # top-level zones only, not intel-rapl:0:0
 
@@ -230,7 +233,7 @@ class _Estimate(_Counter):
         self.description = (
             f"estimated as the CPU time of this process (all its threads) x {watts} W per core "
             f"({source}); idle, memory and GPU power are left out, so compare it only with "
-            "other estimates"
+            f"other estimates, and it is {ESTIMATE_LIMIT}"
         )
 
     def read(self) -> float:

@@ -1,12 +1,22 @@
 """Timing inference: single-image latency (median and p95, warm-up excluded), batch throughput,
-and several models timed side by side in interleaved rounds."""
+and several models timed together in finely interleaved rounds, with the energy of each round.
+
+Interleaving is what makes a comparison fair on a shared machine: every round times a short
+block of runs of each model, in a new random order, so a slow spell of the machine (another
+process, a frequency change) hits every model alike instead of one model's whole measurement.
+"""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 import numpy as np
+
+from . import energy, stats
+
+BLOCK = 10  # timed runs of one model per round (fewer when there are not enough runs for MIN_ROUNDS)
+MIN_ROUNDS = 10  # enough for a 95% interval of the median that leaves out the most extreme round
 
 
 @dataclass(frozen=True)
@@ -52,55 +62,103 @@ def throughput(run_batch: Callable[[], object], batch_size: int, *, repeats: int
     return batch_size / seconds
 
 
-def keras_runner(model, images: np.ndarray) -> Callable[[], np.ndarray]:
-    """A no-argument callable running `model` on `images` as one compiled graph call."""
-    import tensorflow as tf
+@dataclass
+class Interleaved:
+    """Several models timed together: per model, the seconds of every timed run (rounds x block)
+    and the joules per inference of every round, by one energy method."""
 
-    call = tf.function(lambda x: model(x, training=False))
-    x = tf.constant(np.asarray(images, dtype=np.float32))
-    call(x)  # trace once, outside any timing
-    return lambda: call(x).numpy()
+    times_ms: dict[str, np.ndarray]  # name -> (rounds, block) milliseconds
+    joules: dict[str, np.ndarray]  # name -> (rounds,) joules per inference
+    threads: int
+    warmup: int
+    energy_method: str  # the label of the energy readings, "measured: ..." or "estimated: ..."
+    energy_measured: bool
+    order_seed: int = 0
+    names: list[str] = field(init=False)
+
+    def __post_init__(self):
+        self.names = list(self.times_ms)
+
+    @property
+    def rounds(self) -> int:
+        return next(iter(self.times_ms.values())).shape[0]
+
+    @property
+    def block(self) -> int:
+        """Timed runs of each model per round."""
+        return next(iter(self.times_ms.values())).shape[1]
+
+    @property
+    def runs(self) -> int:
+        """Timed runs per model."""
+        return next(iter(self.times_ms.values())).size
+
+    def stats(self, name: str) -> LatencyStats:
+        """Median and p95 over every timed run of one model."""
+        t = self.times_ms[name].ravel()
+        return LatencyStats(float(np.median(t)), float(np.percentile(t, 95)), t.size, self.warmup, self.threads)
+
+    def joules_per_inference(self, name: str) -> float:
+        return float(np.mean(self.joules[name]))
+
+    def latency_ratio(self, name: str, reference: str) -> stats.Ratio:
+        """`name`'s latency over `reference`'s, one ratio of block medians per round."""
+        per_round = np.median(self.times_ms[name], axis=1) / np.median(self.times_ms[reference], axis=1)
+        return stats.median_interval(per_round)
+
+    def energy_ratio(self, name: str, reference: str) -> stats.Ratio:
+        """`name`'s energy per inference over `reference`'s, one ratio per round."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            per_round = self.joules[name] / self.joules[reference]
+        return stats.median_interval(np.nan_to_num(per_round, nan=1.0, posinf=np.inf))
 
 
 def interleaved(runners: Mapping[str, Callable[[], object]], *, runs: int, warmup: int, threads: int,
-                rounds: int = 5):
-    """Single-image latency of several models measured side by side: in each of `rounds` rounds every
-    runner is timed in turn, so a slow spell of a shared machine hits every model alike. Per model:
-    the median over rounds of each round's median (and p95); `vs first`, its latency over the first
-    model's; and the lowest and highest ratio of any single round: a ratio whose range includes 1 is
-    no measurable difference. A DataFrame indexed by model; attrs hold threads, rounds and runs."""
-    import pandas as pd
-
+                block: int = BLOCK, energy_method: str = "auto", seed: int = 0) -> Interleaved:
+    """Time single inferences of several models together: each model warms up (`warmup` calls),
+    then in each of runs // block rounds (at least MIN_ROUNDS, with smaller blocks if need be)
+    every model, in a new random order, makes one untimed call (its caches refill after the
+    switch) and `block` timed calls, inside an energy meter window. Returns every time and every
+    round's energy, per model."""
     if not runners:
         raise ValueError("No models to time.")
-    if rounds < 1:
-        raise ValueError(f"rounds must be at least 1, got {rounds}")
-    medians = {name: [] for name in runners}
-    p95s = {name: [] for name in runners}
-    for _ in range(rounds):
-        for name, run in runners.items():
-            stats = latency(run, runs=runs, warmup=warmup, threads=threads)
-            medians[name].append(stats.median_ms)
-            p95s[name].append(stats.p95_ms)
-    first = np.asarray(medians[next(iter(runners))])
-    rows = []
-    for name in runners:
-        ratios = np.asarray(medians[name]) / first
-        rows.append({"model": name, "latency ms": round(float(np.median(medians[name])), 3),
-                     "p95 ms": round(float(np.median(p95s[name])), 3),
-                     "vs first": round(float(np.median(medians[name]) / np.median(first)), 2),
-                     "lowest round": round(float(ratios.min()), 2), "highest round": round(float(ratios.max()), 2)})
-    table = pd.DataFrame(rows).set_index("model")
-    table.attrs.update(threads=threads, rounds=rounds, runs=runs)
-    return table
+    if runs < 1 or block < 1:
+        raise ValueError(f"runs and block must be at least 1, got {runs} and {block}")
+    rounds = max(MIN_ROUNDS, runs // block)
+    block = max(1, runs // rounds)
+    names = list(runners)
+    meter = energy.EnergyMeter(energy_method)
+    times = {name: np.empty((rounds, block)) for name in names}
+    joules = {name: np.empty(rounds) for name in names}
+    for name in names:
+        for _ in range(warmup):
+            runners[name]()
+    order = np.random.default_rng(seed)
+    for r in range(rounds):
+        for i in order.permutation(len(names)):
+            name, run = names[i], runners[names[i]]
+            run()
+            row = times[name][r]
+            with meter:
+                for j in range(block):
+                    start = time.perf_counter()
+                    run()
+                    row[j] = time.perf_counter() - start
+            joules[name][r] = meter.reading.per(block)
+    return Interleaved({n: t * 1e3 for n, t in times.items()}, joules, threads, warmup,
+                       meter.method_label, meter.reading.measured, seed)
 
 
-def speed_verdict(row, margin: float = 0.05) -> str:
-    """'faster', 'slower' or 'no measurable difference' than the first model, from an `interleaved`
-    row: faster or slower only if every round says so by more than `margin` (5%: what two runs of
-    one model can differ by on a shared machine)."""
-    if row["highest round"] < 1 - margin:
-        return "faster"
-    if row["lowest round"] > 1 + margin:
-        return "slower"
-    return "no measurable difference"
+def interleaved_throughput(batch_runners: Mapping[str, Callable[[], object]], batch_size: int,
+                           repeats: int = 3) -> dict[str, float]:
+    """Images per second of each model in batches of `batch_size`, best of `repeats` rounds in
+    which every model runs one timed batch (after one warm-up batch each)."""
+    for run in batch_runners.values():
+        run()
+    best = {name: np.inf for name in batch_runners}
+    for _ in range(repeats):
+        for name, run in batch_runners.items():
+            start = time.perf_counter()
+            run()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return {name: batch_size / seconds for name, seconds in best.items()}

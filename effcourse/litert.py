@@ -1,5 +1,6 @@
-"""Running converted models with LiteRT (`ai-edge-litert`), the successor of tf.lite.Interpreter,
-and comparing several of them side by side."""
+"""Converted models: running them with LiteRT (`ai-edge-litert`, the successor of
+tf.lite.Interpreter), counting their weights and MACs, seeing where their bytes go, and timing
+several of them side by side."""
 from __future__ import annotations
 
 import collections
@@ -9,7 +10,7 @@ from typing import Mapping
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-from . import _silenced_stderr, hardware, latency, measure, profiles
+from . import _silenced_stderr, hardware, internals, latency, measure, paths, profiles
 from .measure import LayerMacs, MeasureError
 
 
@@ -26,7 +27,7 @@ class LiteRTModel:
         if isinstance(model_content, (str, Path)):
             path = Path(model_content)
             if not path.is_file():
-                raise FileNotFoundError(f"No LiteRT model at {path}: convert a Keras model first (see lesson 03).")
+                raise FileNotFoundError(f"No LiteRT model at {paths.display(path)}: convert a Keras model first (see lesson 03).")
             model_content = path.read_bytes()
         self.content = bytes(model_content)
         self.name = name
@@ -110,12 +111,12 @@ class LiteRTModel:
 
     def ops(self) -> collections.Counter:
         """How many times each op occurs in the graph (DENSIFY ops mean sparse-format weights)."""
-        return collections.Counter(op["op_name"] for op in self._single._get_ops_details())
+        return collections.Counter(op["op_name"] for op in internals.ops_details(self._single))
 
     def _weighted_ops(self):
         """(op kind, output name, weight values, output positions per image) of each MAC-heavy op."""
         interpreter = self._single
-        ops = interpreter._get_ops_details()  # the only API that lists a graph's ops
+        ops = internals.ops_details(interpreter)
         producer = {out: op for op in ops for out in op["outputs"]}
         tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
         for op in ops:
@@ -161,6 +162,17 @@ class LiteRTModel:
             return values
         return _densify(values, tensors[index]["sparsity_parameters"], tuple(dense_shape), where=f"{self.name}, tensor {index}")
 
+    def kernels(self) -> dict[str, np.ndarray]:
+        """{op output name: weights} of the conv and fully-connected ops, as stored (int8 in a
+        full-integer model), output channel first."""
+        return {name: np.asarray(w) for _, name, w, _ in self._weighted_ops()}
+
+    def distinct_per_channel(self) -> int:
+        """The most distinct values any output channel of any conv/fully-connected kernel holds
+        (the integers of an int8 model): at most the clusters (and zero) after clustering."""
+        return max((len(np.unique(row)) for w in self.kernels().values() for row in w.reshape(w.shape[0], -1)),
+                   default=0)
+
     def macs(self) -> tuple[int, int]:
         """(dense MACs, MACs of the non-zero weights) for one image."""
         per_op = self.layer_macs()
@@ -171,8 +183,9 @@ class LiteRTModel:
         ops read, each stored tensor counted once (the converter shares identical constants
         and drops all-zero biases, so an untrained model can count fewer than its Keras source)."""
         interpreter = self._single
-        ops = [op for op in interpreter._get_ops_details() if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")]
-        producer = {out: op for op in interpreter._get_ops_details() for out in op["outputs"]}
+        every_op = internals.ops_details(interpreter)
+        ops = [op for op in every_op if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")]
+        producer = {out: op for op in every_op for out in op["outputs"]}
         stored = {i for op in ops for i in op["inputs"][1:] if i >= 0}
         constants = [self._constant(i, producer) for i in sorted(stored)]
         return sum(c.size for c in constants), sum(int(np.count_nonzero(c)) for c in constants)
@@ -202,13 +215,82 @@ def _densify(values: np.ndarray, sparsity: dict, shape: tuple[int, ...], where: 
     return dense
 
 
+# --------------------------------------------------------------------------- where the bytes go
+
+
+def _flatbuffer(content: bytes) -> bytes:
+    """`content` as bytes, if it is a .tflite flatbuffer (file identifier "TFL3"); else a clear error."""
+    content = bytes(content)
+    if content[4:8] != b"TFL3":
+        raise ValueError("These bytes are not a .tflite model (no TFL3 identifier): pass the bytes a "
+                         "TFLiteConverter returned, or a LiteRTModel's .content.")
+    return content
+
+
+def strip_names(content: bytes) -> bytes:
+    """The same .tflite model without the strings it does not need to run: tensor and subgraph
+    names, its description and its signatures (what deployment tools do to save bytes). The ops
+    and weights are untouched; without signatures the model is run by its input and output
+    tensors, as `LiteRTModel` does."""
+    return internals.strip_strings(_flatbuffer(content))
+
+
+def size_table(contents: Mapping[str, bytes]):
+    """Bytes of each .tflite model and of its copy with the names stripped (`strip_names`), and how
+    many times smaller each is than the first model: stripped models against the first one
+    stripped the same way, so both ratios compare like with like. One row per model, in order."""
+    import pandas as pd
+
+    if not contents:
+        raise ValueError("size_table needs at least one model: {name: .tflite bytes}, the baseline first.")
+    table = pd.DataFrame({"bytes": {name: len(_flatbuffer(content)) for name, content in contents.items()},
+                          "names stripped": {name: len(strip_names(content)) for name, content in contents.items()}})
+    table["x smaller"] = table["bytes"].iloc[0] / table["bytes"]
+    table["x smaller, names stripped"] = table["names stripped"].iloc[0] / table["names stripped"]
+    return table
+
+
+def size_breakdown(content: bytes):
+    """Where the bytes of a .tflite flatbuffer go: its constant tensors by type (float32 weights;
+    int8 weights and int32 biases in an integer model), the quantization parameters (a float32
+    scale and an int64 zero point per tensor, or per channel), and the rest (the graph, names,
+    metadata). One row per part, with bytes and share of the file."""
+    import pandas as pd
+
+    content = _flatbuffer(content)
+    model = internals.flatbuffer_model(content)
+    type_names = internals.tensor_type_names()
+    parts: dict[str, int] = {}
+    seen: set[int] = set()
+    quant_bytes = 0
+    for subgraph in model.subgraphs or []:
+        for tensor in subgraph.tensors or []:
+            data = model.buffers[tensor.buffer].data if tensor.buffer < len(model.buffers) else None
+            if data is not None and len(data) and tensor.buffer not in seen:
+                seen.add(tensor.buffer)
+                key = f"{type_names.get(tensor.type, tensor.type)} constants"
+                parts[key] = parts.get(key, 0) + len(data)
+            q = tensor.quantization
+            if q is not None:
+                quant_bytes += sum(4 * len(v) for v in (q.scale, q.min, q.max) if v is not None)
+                quant_bytes += 8 * len(q.zeroPoint) if q.zeroPoint is not None else 0
+    parts = dict(sorted(parts.items(), key=lambda kv: -kv[1]))
+    parts["quantization parameters"] = quant_bytes
+    parts["graph, names, metadata"] = len(content) - sum(parts.values())
+    return pd.DataFrame([{"part": k, "bytes": v, "share %": round(100 * v / len(content), 1)} for k, v in parts.items()])
+
+
+# --------------------------------------------------------------------------- timing side by side
+
+
 def compare(models: Mapping[str, "bytes | LiteRTModel"], image: np.ndarray, *,
-            profile: profiles.Profile | None = None, rounds: int = 5, threads: int | None = None,
-            xnnpack: bool = True):
-    """Size, gzipped size, DENSIFY ops and single-image latency of converted models, measured in one
-    run on the same number of threads (`threads`, default: this machine's), timed in interleaved
-    rounds with the profile's runs (see `latency.interleaved`; `vs first` is the ratio to the first
-    model; `xnnpack=False`: LiteRT's built-in kernels). A DataFrame indexed by name."""
+            profile: profiles.Profile | None = None, threads: int | None = None, xnnpack: bool = True):
+    """Size, gzipped size, DENSIFY ops and single-image latency of converted models, timed
+    together in finely interleaved rounds on the same number of threads (`threads`, default:
+    this machine's) with the profile's runs (see `latency.interleaved`; `xnnpack=False`: LiteRT's
+    built-in kernels). Each model's latency is also a ratio to the first model's ("x ref"),
+    with its 95% confidence interval over rounds and a verdict. A DataFrame indexed by name.
+    For models whose accuracy matters too, use `compare.measure_together`."""
     import pandas as pd
 
     profile = profile or profiles.current()
@@ -216,12 +298,17 @@ def compare(models: Mapping[str, "bytes | LiteRTModel"], image: np.ndarray, *,
     loaded = {name: LiteRTModel(m.content if isinstance(m, LiteRTModel) else m, name=name, num_threads=threads,
                                 xnnpack=xnnpack) for name, m in models.items()}
     timing = latency.interleaved({name: m.single_image_runner(image) for name, m in loaded.items()},
-                                 runs=profile.latency_runs, warmup=profile.warmup_runs, threads=threads, rounds=rounds)
+                                 runs=profile.latency_runs, warmup=profile.warmup_runs, threads=threads)
+    reference = next(iter(loaded))
     rows = []
     for name, m in loaded.items():
         size, gzipped = measure.sizes(m.content)
+        ratio = timing.latency_ratio(name, reference)
+        stats = timing.stats(name)
         rows.append({"model": name, "KiB": round(size / 1024, 1), "gzip KiB": round(gzipped / 1024, 1),
-                     "DENSIFY ops": m.ops().get("DENSIFY", 0)})
-    table = pd.DataFrame(rows).set_index("model").join(timing)
-    table.attrs.update(timing.attrs)
+                     "DENSIFY ops": m.ops().get("DENSIFY", 0), "latency ms": round(stats.median_ms, 4),
+                     "p95 ms": round(stats.p95_ms, 4), "x ref": round(ratio.median, 3),
+                     "CI low": round(ratio.low, 3), "CI high": round(ratio.high, 3), "verdict": ratio.verdict()})
+    table = pd.DataFrame(rows).set_index("model")
+    table.attrs.update(threads=threads, rounds=timing.rounds, runs=timing.runs, reference=reference)
     return table

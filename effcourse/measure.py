@@ -14,6 +14,7 @@ import tf_keras as keras
 from tf_keras import layers
 
 from .data import normalise
+from .kerasutil import flat_layers, kernel_sparsity, unwrap
 
 
 class MeasureError(ValueError):
@@ -35,29 +36,13 @@ class LayerMacs:
     nonzero_macs: int
 
 
-def _unwrap(layer):
-    """The layer inside a Model Optimization Toolkit wrapper (pruning, quantization, clustering)."""
-    while hasattr(layer, "layer") and isinstance(layer.layer, layers.Layer):
-        layer = layer.layer
-    return layer
-
-
-def _flat_layers(model: keras.Model):
-    """Every leaf layer of a (possibly nested) Keras model."""
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            yield from _flat_layers(layer)
-        else:
-            yield layer
-
-
 def _spatial(shape) -> int:
     """Output positions of a conv layer: height x width (batch and channels excluded)."""
     return int(np.prod([d for d in shape[1:-1]]))
 
 
 def _layer_macs(wrapper) -> LayerMacs | None:
-    layer = _unwrap(wrapper)
+    layer = unwrap(wrapper)
     if isinstance(layer, layers.DepthwiseConv2D):
         kernel = layer.depthwise_kernel.numpy()
         positions = _spatial(wrapper.output_shape)
@@ -88,7 +73,7 @@ def layer_macs(model: keras.Model) -> list[LayerMacs]:
     """Per-layer MACs for one image, dense and counting only non-zero weights."""
     if not model.built:
         raise MeasureError("The model is not built: call it on an input or give it an Input layer first.")
-    return [m for m in (_layer_macs(layer) for layer in _flat_layers(model)) if m is not None]
+    return [m for m in (_layer_macs(layer) for layer in flat_layers(model)) if m is not None]
 
 
 def macs(model: keras.Model) -> tuple[int, int]:
@@ -97,23 +82,15 @@ def macs(model: keras.Model) -> tuple[int, int]:
     return sum(m.macs for m in per_layer), sum(m.nonzero_macs for m in per_layer)
 
 
-def _weights(model: keras.Model):
-    """The weights each layer stores, without the masks, quantizer ranges and step counters
-    that Model Optimization Toolkit wrappers add around it."""
-    return [w for layer in _flat_layers(model) for w in _unwrap(layer).weights]
-
-
 def parameters(model: keras.Model) -> tuple[int, int]:
     """(all parameters, non-zero parameters)."""
-    values = [w.numpy() for w in _weights(model)]
+    values = [w.numpy() for layer in flat_layers(model) for w in unwrap(layer).weights]
     return sum(v.size for v in values), sum(int(np.count_nonzero(v)) for v in values)
 
 
 def sparsity(model: keras.Model) -> float:
     """Share of the Conv/Dense kernel weights that are exactly zero (what pruning targets)."""
-    values = [w.numpy() for w in _weights(model) if "kernel" in w.name.split("/")[-1]]
-    size = sum(v.size for v in values)
-    return 0.0 if size == 0 else 1.0 - sum(int(np.count_nonzero(v)) for v in values) / size
+    return kernel_sparsity(model)
 
 
 def keras_bytes(model: keras.Model) -> bytes:
@@ -161,9 +138,15 @@ def predicted_labels(source, images: np.ndarray, batch_size: int = 256) -> np.nd
     return np.argmax(logits, axis=-1)
 
 
+def correct(source, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per image, whether `source` (a Keras or LiteRT model, or its logits) classifies it as `labels`
+    says: what a paired comparison of two models on the same images needs (`stats.paired_accuracy`)."""
+    return predicted_labels(source, images) == np.asarray(labels)
+
+
 def accuracy(source, images: np.ndarray, labels: np.ndarray) -> float:
     """Share of `images` that `source` (a Keras or LiteRT model, or its logits) classifies as `labels`."""
-    return float(np.mean(predicted_labels(source, images) == np.asarray(labels)))
+    return float(np.mean(correct(source, images, labels)))
 
 
 def agreement(source_a, source_b, images: np.ndarray) -> float:

@@ -1,11 +1,12 @@
-"""Where the course keeps what it makes: results, trained models, executed notebooks."""
+"""Where the course keeps what it makes (results, trained models, executed notebooks), and how
+a path is shown to the learner: never as an absolute path of this machine."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
 ENV_VAR = "EFFCOURSE_WORKDIR"
-_CHECKOUT = Path(__file__).resolve().parents[1]
+CHECKOUT = Path(__file__).resolve().parents[1]
 
 
 def workdir() -> Path:
@@ -13,12 +14,17 @@ def workdir() -> Path:
     course checkout, else `~/.effcourse` for an installed package."""
     if os.environ.get(ENV_VAR):
         root = Path(os.environ[ENV_VAR]).expanduser()
-    elif (_CHECKOUT / "pyproject.toml").is_file() and (_CHECKOUT / "notebooks").is_dir():
-        root = _CHECKOUT / ".effcourse"
+    elif _is_checkout():
+        root = CHECKOUT / ".effcourse"
     else:
         root = Path.home() / ".effcourse"
     root.mkdir(parents=True, exist_ok=True)
     return root
+
+
+def _is_checkout() -> bool:
+    """Whether the package runs from a checkout of the course (not an installed copy)."""
+    return (CHECKOUT / "pyproject.toml").is_file() and (CHECKOUT / "notebooks").is_dir()
 
 
 def subdir(name: str) -> Path:
@@ -26,3 +32,29 @@ def subdir(name: str) -> Path:
     path = workdir() / name
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def display(path: str | os.PathLike, setting: str | None = None) -> str:
+    """`path` as the course prints it: relative to a setting that chose it (`$EFFCOURSE_DATA`,
+    `$EFFCOURSE_WORKDIR/models/...`), to the checkout (`data/...`), or to the home folder
+    (`~/...`); else only its name. Printed outputs end up in notebooks and on the website, so
+    they name no absolute path of the machine that ran them.
+
+    `setting` names the environment variable whose value is `path` or a folder above it."""
+    path = Path(path).expanduser()
+    absolute = Path(os.path.abspath(path))
+    anchors = [(f"${name}", Path(os.path.abspath(Path(os.environ[name]).expanduser())))
+               for name in (setting, ENV_VAR) if name and os.environ.get(name)]
+    if _is_checkout():
+        anchors.append(("", CHECKOUT))
+    anchors.append(("~", Path.home()))
+    for label, anchor in anchors:
+        try:
+            rest = absolute.relative_to(anchor)
+        except ValueError:
+            continue
+        parts = [label] if label else []
+        if str(rest) != ".":
+            parts.append(rest.as_posix())
+        return "/".join(parts) if parts else "."
+    return path.as_posix() if not path.is_absolute() else f".../{path.name}"

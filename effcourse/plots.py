@@ -1,8 +1,14 @@
-"""Plots the lessons share."""
+"""Plots several lessons share: learning curves, and the accuracy-against-cost trade-off of a set
+of models measured together (`report.measure_together`), with the noise of every point drawn."""
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
+
+if TYPE_CHECKING:
+    from .report import Comparison
 
 
 def learning_curves(histories: dict[str, dict]) -> Figure:
@@ -18,5 +24,58 @@ def learning_curves(histories: dict[str, dict]) -> Figure:
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
     ax_acc.legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def accuracy_band(ax, xs, accuracies, images: int, **style) -> None:
+    """Shade the 95% interval (Wilson) of accuracies measured on `images` test images around a
+    curve: differences inside the band are noise."""
+    from .stats import accuracy_interval
+
+    low, high = zip(*(accuracy_interval(round(a * images), images) for a in accuracies))
+    ax.fill_between(xs, [100 * v for v in low], [100 * v for v in high], alpha=0.15, linewidth=0, **style)
+
+
+def tradeoffs(comparison: "Comparison") -> Figure:
+    """Accuracy against gzipped size and against latency relative to the reference, one point per
+    model of a comparison. Vertical bars: each accuracy's 95% interval; horizontal bars on the
+    right: the latency ratio's 95% confidence interval over the interleaved rounds. Labels are
+    placed so they do not overlap (adjustText)."""
+    import numpy as np
+    import seaborn as sns
+    from adjustText import adjust_text
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    table = comparison.table
+    fig, (ax_size, ax_time) = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
+    palette = sns.color_palette("colorblind", len(table))
+    cards = [comparison.cards[name] for name in table.index]
+    accuracy = np.array([100 * c.accuracy for c in cards])
+    acc_low, acc_high = np.array([100 * c.accuracy_low for c in cards]), np.array([100 * c.accuracy_high for c in cards])
+    lat_low, lat_high = table["latency CI low"].to_numpy(), table["latency CI high"].to_numpy()
+    panels = (
+        (ax_size, table["gzip KiB"].to_numpy(), None, "gzipped size as deployed (KiB, log scale)"),
+        (ax_time, table["latency x ref"].to_numpy(), (lat_low, lat_high),
+         f"single-image latency / '{comparison.reference}' (log scale, 95% CI)"),
+    )
+    plain = FuncFormatter(lambda value, _: f"{value:g}")
+    for ax, x, x_interval, label in panels:
+        labels: dict[tuple[float, float], list[str]] = {}  # models drawn on the same spot share a label
+        for i, name in enumerate(table.index):
+            xerr = None if x_interval is None else [[x[i] - x_interval[0][i]], [x_interval[1][i] - x[i]]]
+            ax.errorbar(x[i], accuracy[i], yerr=[[accuracy[i] - acc_low[i]], [acc_high[i] - accuracy[i]]],
+                        xerr=xerr, fmt="o", color=palette[i], capsize=3, markersize=6)
+            labels.setdefault((round(float(np.log(x[i])), 2), round(float(accuracy[i]), 2)), []).append(name)
+        texts = [ax.text(np.exp(lx), y, "\n".join(names), fontsize="small") for (lx, y), names in labels.items()]
+        ax.set(xscale="log", xlabel=label)
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(plain)
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.margins(x=0.3, y=0.2)
+        adjust_text(texts, ax=ax, arrowprops={"arrowstyle": "-", "color": "grey", "lw": 0.5})
+    ax_time.axvline(1, color="grey", ls=":", lw=1)
+    ax_size.set_ylabel("test accuracy (%, 95% interval)")
+    fig.suptitle(f"{comparison.title}\n{comparison.cards[comparison.reference].hardware}", fontsize="small")
     fig.tight_layout()
     return fig

@@ -1,100 +1,43 @@
-"""The report card: every model of the course measured the same way."""
+"""The measuring stick: the report card of one model, and a set of models measured together.
+
+Every model is measured as deployed: a Keras model is converted to float32 LiteRT for its size,
+latency, throughput and energy (its accuracy, parameters and MACs come from the Keras model).
+Models compared with each other are measured together: accuracy on the same test images with a
+paired verdict, latency and energy in finely interleaved rounds, each as a ratio to a reference
+with its 95% confidence interval and a verdict.
+"""
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import html
-from dataclasses import dataclass, field
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 
-from . import energy, hardware, latency, measure, profiles, results
+from . import convert, energy, hardware, latency, measure, profiles, results, stats
 from .litert import LiteRTModel
+from .results import ReportCard
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 THROUGHPUT_BATCH = 256
 
 
-@dataclass(repr=False)
-class ReportCard:
-    """What one model costs and how well it classifies, with where and how that was measured."""
+@dataclass
+class _Subject:
+    """One model, ready to measure: its deployed LiteRT form and what the Keras source counts."""
 
-    model: str
-    lesson: str
-    kind: str  # "keras" or "litert"
-    accuracy: float
-    test_images: int
-    params: int
-    nonzero_params: int
-    sparsity: float  # of the Conv/Dense kernels
-    macs: int  # per image, dense
-    nonzero_macs: int  # per image, counting only non-zero weights
-    bytes: int
-    gzip_bytes: int
-    latency_ms: float  # single image, median
-    latency_p95_ms: float
-    latency_runs: int
-    threads: int
-    throughput_ips: float  # images per second in batches of throughput_batch
-    throughput_batch: int
-    energy_mj: float  # per single-image inference, millijoules
-    energy_method: str  # "measured: ..." or "estimated: ..."
-    profile: str
-    data: str
-    hardware: str
-    versions: dict = field(default_factory=dict)
-    timestamp: str = ""
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, record: dict) -> "ReportCard":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in record.items() if k in names})
-
-    def rows(self) -> list[tuple[str, str]]:
-        """The card as (label, formatted value) rows."""
-        return [
-            ("test accuracy", f"{self.accuracy:.2%} on {self.test_images:,} test images"),
-            ("parameters", f"{self.params:,} ({self.nonzero_params:,} non-zero, kernel sparsity {self.sparsity:.1%})"),
-            ("MACs per image", f"{self.macs:,} dense, {self.nonzero_macs:,} with non-zero weights"),
-            ("size", f"{measure.human_bytes(self.bytes)} serialized, {measure.human_bytes(self.gzip_bytes)} gzipped"),
-            ("latency (1 image)", f"{self.latency_ms:.3f} ms median, {self.latency_p95_ms:.3f} ms p95, {self.threads} threads, {self.latency_runs} runs"),
-            ("throughput", f"{self.throughput_ips:,.0f} images/s in batches of {self.throughput_batch}"),
-            ("energy per inference", f"{self.energy_mj:.3f} mJ [{self.energy_method}]"),
-            ("measured on", f"{self.profile} profile, {self.data}; {self.hardware}"),
-        ]
-
-    def __repr__(self) -> str:
-        return str(self)
-
-    def __str__(self) -> str:
-        width = max(len(label) for label, _ in self.rows())
-        lines = [f"Report card: {self.model} ({self.kind}, lesson {self.lesson})"]
-        lines += [f"  {label:<{width}}  {value}" for label, value in self.rows()]
-        return "\n".join(lines)
-
-    def _repr_html_(self) -> str:
-        body = "".join(
-            f"<tr><th style='text-align:left'>{html.escape(label)}</th><td style='text-align:left'>{html.escape(value)}</td></tr>"
-            for label, value in self.rows()
-        )
-        title = html.escape(f"Report card: {self.model} ({self.kind}, lesson {self.lesson})")
-        return f"<table><caption style='text-align:left'><b>{title}</b></caption>{body}</table>"
-
-
-def _as_measurable(model):
-    """A Keras model or a LiteRTModel; raw .tflite bytes become a LiteRTModel."""
-    import tf_keras as keras
-
-    if isinstance(model, (bytes, bytearray)):
-        return LiteRTModel(model)
-    if isinstance(model, (keras.Model, LiteRTModel)):
-        return model
-    raise TypeError(
-        f"report_card measures a tf_keras model or a LiteRT model (LiteRTModel or .tflite bytes), "
-        f"not {type(model).__name__}. A Keras 3 model? Import effcourse before TensorFlow so tf.keras is Keras 2."
-    )
+    name: str
+    kind: str
+    deployed: LiteRTModel
+    deployed_as: str
+    correct: np.ndarray  # per test image
+    params: tuple[int, int]
+    macs: tuple[int, int]
+    sparsity: float
 
 
 def _check_input_shape(shape, data) -> None:
@@ -102,52 +45,179 @@ def _check_input_shape(shape, data) -> None:
         raise ValueError(f"The model takes images of shape {tuple(shape)}, but the data has {tuple(data.image_shape)}.")
 
 
-def report_card(model, data, *, name: str, lesson: str, profile: profiles.Profile | None = None,
-                record: bool = True, energy_method: str = "auto") -> ReportCard:
-    """Measure `model` (Keras or LiteRT) on `data`'s test images and, by default, record the card."""
-    from .data import normalise
+def _subject(name: str, model, data, x_test: np.ndarray, threads: int) -> _Subject:
+    import tf_keras as keras
 
-    profile = profile or profiles.current()
-    model = _as_measurable(model)
-    x_test = np.asarray(normalise(data.x_test))
-    threads = hardware.cpu_threads()
-    batch = x_test[:THROUGHPUT_BATCH]
+    if isinstance(model, (bytes, bytearray)):
+        model = LiteRTModel(model, name=name)
     if isinstance(model, LiteRTModel):
         _check_input_shape(model.input_shape, data)
-        kind, logits = "litert", model.predict(x_test)
-        params, nonzero_params = model.parameters()
-        dense_macs, nonzero_macs = model.macs()
-        blob = model.content
-        sparsity = model.sparsity()
-        run_one = model.single_image_runner(x_test[0])
-        run_batch = lambda: model.predict(batch, batch_size=len(batch))  # noqa: E731
-    else:
+        lite = LiteRTModel(model.content, name=name, num_threads=threads, xnnpack=model.xnnpack)
+        kernels = "LiteRT's built-in kernels" if not model.xnnpack else "XNNPACK"
+        return _Subject(name, "litert", lite, f"LiteRT as given ({kernels})",
+                        measure.correct(lite.predict(x_test), x_test, data.y_test),
+                        lite.parameters(), lite.macs(), lite.sparsity())
+    if isinstance(model, keras.Model):
         _check_input_shape(model.input_shape[1:], data)
-        kind, logits = "keras", model.predict(x_test, batch_size=THROUGHPUT_BATCH, verbose=0)
-        params, nonzero_params = measure.parameters(model)
-        dense_macs, nonzero_macs = measure.macs(model)
-        blob = measure.keras_bytes(model)
-        sparsity = measure.sparsity(model)
-        run_one = latency.keras_runner(model, x_test[:1])
-        run_batch = latency.keras_runner(model, batch)
-    accuracy = measure.accuracy(logits, x_test, data.y_test)
-    size, gzipped = measure.sizes(blob)
-    with energy.EnergyMeter(energy_method) as meter:
-        timing = latency.latency(run_one, runs=profile.latency_runs, warmup=profile.warmup_runs, threads=threads)
-    reading = meter.reading
-    # The meter also saw the warm-up runs: divide by every inference it spanned.
-    joules_per_inference = reading.per(profile.latency_runs + profile.warmup_runs)
-    card = ReportCard(
-        model=name, lesson=str(lesson), kind=kind, accuracy=accuracy, test_images=len(x_test),
-        params=params, nonzero_params=nonzero_params, sparsity=sparsity,
-        macs=dense_macs, nonzero_macs=nonzero_macs, bytes=size, gzip_bytes=gzipped,
-        latency_ms=timing.median_ms, latency_p95_ms=timing.p95_ms, latency_runs=timing.runs, threads=threads,
-        throughput_ips=float(latency.throughput(run_batch, len(batch))), throughput_batch=len(batch),
-        energy_mj=joules_per_inference * 1e3, energy_method=reading.method,
-        profile=profile.name, data=data.source, hardware=hardware.describe(), versions=hardware.versions(),
-        timestamp=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        logits = model.predict(x_test, batch_size=THROUGHPUT_BATCH, verbose=0)
+        converted = convert.to_litert(model, "float32", name=name)
+        lite = LiteRTModel(converted.content, name=name, num_threads=threads)
+        return _Subject(name, "keras", lite, "float32 LiteRT, converted from Keras (XNNPACK)",
+                        measure.correct(logits, x_test, data.y_test), measure.parameters(model),
+                        measure.macs(model), measure.sparsity(model))
+    raise TypeError(
+        f"The report card measures a tf_keras model or a LiteRT model (LiteRTModel or .tflite bytes), "
+        f"not {type(model).__name__}. A Keras 3 model? Import effcourse before TensorFlow so tf.keras is Keras 2."
     )
-    if record:
-        results.record(card)
-    return card
 
+
+@dataclass
+class Comparison:
+    """Models measured together: their cards, and a table of ratios and verdicts against a reference."""
+
+    id: str
+    title: str
+    lesson: str
+    reference: str
+    cards: dict[str, ReportCard]
+    table: "pd.DataFrame"  # one row per model, every figure
+
+    SUMMARY = ["accuracy %", "vs ref (points)", "accuracy verdict", "gzip KiB", "latency x ref",
+               "latency CI", "speed verdict", "energy x ref"]
+
+    def summary(self) -> "pd.DataFrame":
+        """The columns a reader needs to answer the question: accuracy and its verdict, gzipped
+        size, latency and energy as ratios to the reference with the latency verdict."""
+        return self.table[self.SUMMARY]
+
+    def conditions(self) -> str:
+        """What the figures were measured on, and how (one paragraph)."""
+        card = self.cards[self.reference]
+        method = f"energy {card.energy_method}"
+        if card.energy_estimated:
+            method += f" (an estimate, {energy.ESTIMATE_LIMIT})"
+        return (f"Measured together: {card.profile} profile, {card.data}, {card.test_images:,} test images; "
+                f"{card.hardware}; latency and {method}, in {self.table.attrs['rounds']} interleaved rounds "
+                f"of {self.table.attrs['block']} runs per model on {card.threads} threads; ratios are to "
+                f"'{self.reference}' (median over rounds, 95% CI); accuracy verdicts from an exact "
+                f"McNemar test on the same images.")
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "title": self.title, "lesson": self.lesson, "reference": self.reference,
+                "timestamp": self.cards[self.reference].timestamp, "conditions": self.conditions(),
+                "rows": self.table.reset_index().to_dict(orient="records")}
+
+    def __str__(self) -> str:
+        import pandas as pd
+
+        with pd.option_context("display.width", 100, "display.max_columns", None):
+            return f"{self.title}\n{self.summary().to_string()}\n{self.conditions()}"
+
+    def _repr_html_(self) -> str:
+        return (f"<p><b>{html.escape(self.title)}</b></p>{self.summary().to_html()}"
+                f"<p style='font-size:small'>{html.escape(self.conditions())}</p>")
+
+
+def measure_together(models: Mapping[str, object], data, *, lesson: str, title: str = "",
+                     reference: str | None = None, profile: profiles.Profile | None = None,
+                     record: bool = True, energy_method: str = "auto") -> Comparison:
+    """Measure a set of models (name -> Keras model, LiteRTModel or .tflite bytes) together on
+    `data`'s test images: accuracy with its 95% interval and a paired verdict against the
+    `reference` (default: the first model); size of each as deployed; latency and energy per
+    inference in finely interleaved rounds, each a ratio to the reference with its 95% confidence
+    interval and a verdict; throughput in interleaved batches. Records every card and the
+    comparison (unless `record=False`) and returns them."""
+    from .data import normalise
+
+    if not models:
+        raise ValueError("No models to measure: pass {name: model}.")
+    reference = reference or next(iter(models))
+    if reference not in models:
+        raise KeyError(f"The reference {reference!r} is not one of the models: {', '.join(models)}.")
+    profile = profile or profiles.current()
+    threads = hardware.cpu_threads()
+    x_test = np.asarray(normalise(data.x_test))
+    subjects = {name: _subject(name, model, data, x_test, threads) for name, model in models.items()}
+    timing = latency.interleaved({n: s.deployed.single_image_runner(x_test[0]) for n, s in subjects.items()},
+                                 runs=profile.latency_runs, warmup=profile.warmup_runs, threads=threads,
+                                 energy_method=energy_method)
+    batch = x_test[:THROUGHPUT_BATCH]
+    speed = latency.interleaved_throughput(
+        {n: (lambda m=s.deployed: m.predict(batch, batch_size=len(batch))) for n, s in subjects.items()}, len(batch))
+    identity = uuid.uuid4().hex[:12] if len(models) > 1 else ""
+    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    cards, rows = {}, []
+    for name, s in subjects.items():
+        low, high = stats.accuracy_interval(int(s.correct.sum()), len(s.correct))
+        size, gzipped = measure.sizes(s.deployed.content)
+        timed = timing.stats(name)
+        cards[name] = ReportCard(
+            model=name, lesson=str(lesson), kind=s.kind, deployed_as=s.deployed_as,
+            accuracy=float(s.correct.mean()), accuracy_low=low, accuracy_high=high, test_images=len(s.correct),
+            params=s.params[0], nonzero_params=s.params[1], sparsity=s.sparsity,
+            macs=s.macs[0], nonzero_macs=s.macs[1], bytes=size, gzip_bytes=gzipped,
+            latency_ms=timed.median_ms, latency_p95_ms=timed.p95_ms, latency_runs=timed.runs, threads=threads,
+            throughput_ips=float(speed[name]), throughput_batch=len(batch),
+            energy_mj=timing.joules_per_inference(name) * 1e3, energy_method=timing.energy_method,
+            profile=profile.name, data=data.source, hardware=hardware.describe(), versions=hardware.versions(),
+            timestamp=now, comparison=identity)
+        rows.append(_row(name, s, cards[name], subjects[reference], timing, reference))
+    import pandas as pd
+
+    table = pd.DataFrame(rows).set_index("model")
+    table.attrs.update(rounds=timing.rounds, block=timing.block, runs=timing.runs, threads=threads, reference=reference,
+                       energy_method=timing.energy_method)
+    comparison = Comparison(identity, title or f"Lesson {lesson}: {len(models)} models measured together",
+                            str(lesson), reference, cards, table)
+    if record:
+        for card in cards.values():
+            results.record(card)
+        if identity:
+            results.record_comparison(comparison.to_dict())
+    return comparison
+
+
+def _row(name: str, s: _Subject, card: ReportCard, ref: _Subject, timing, reference: str) -> dict:
+    """One row of a comparison table: every figure of the card, and the ratios and verdicts."""
+    is_ref = name == reference
+    paired = stats.paired_accuracy(ref.correct, s.correct)
+    speed = timing.latency_ratio(name, reference)
+    joules = timing.energy_ratio(name, reference)
+    energy_label = "estimated" if card.energy_estimated else "measured"
+    return {
+        "model": name,
+        "accuracy %": round(100 * card.accuracy, 2),
+        "95% interval": f"{100 * card.accuracy_low:.1f}-{100 * card.accuracy_high:.1f}",
+        "vs ref (points)": round(100 * paired.difference, 2),
+        "accuracy verdict": "reference" if is_ref else paired.verdict,
+        "McNemar p": round(paired.p_value, 4),
+        "params": card.params,
+        "non-zero params": card.nonzero_params,
+        "sparsity %": round(100 * card.sparsity, 1),
+        "MACs (M)": round(card.macs / 1e6, 3),
+        "non-zero MACs (M)": round(card.nonzero_macs / 1e6, 3),
+        "KiB": round(card.bytes / 1024, 1),
+        "gzip KiB": round(card.gzip_bytes / 1024, 1),
+        "latency ms": round(card.latency_ms, 4),
+        "p95 ms": round(card.latency_p95_ms, 4),
+        "latency x ref": round(speed.median, 3),
+        "latency CI": f"{speed.low:.2f}-{speed.high:.2f}",
+        "latency CI low": round(speed.low, 3),
+        "latency CI high": round(speed.high, 3),
+        "speed verdict": "reference" if is_ref else speed.verdict(),
+        "images/s": round(card.throughput_ips),
+        f"mJ/inference ({energy_label})": round(card.energy_mj, 5),
+        "energy x ref": round(joules.median, 3),
+        "energy CI": f"{joules.low:.2f}-{joules.high:.2f}",
+        "energy verdict": "reference" if is_ref else joules.verdict(words=("less", "more")),
+        "deployed as": card.deployed_as,
+    }
+
+
+def report_card(model, data, *, name: str, lesson: str, profile: profiles.Profile | None = None,
+                record: bool = True, energy_method: str = "auto") -> ReportCard:
+    """Measure one model (Keras or LiteRT) on `data`'s test images, as deployed, and by default
+    record its card. To compare models, measure them together with `measure_together`."""
+    comparison = measure_together({name: model}, data, lesson=lesson, profile=profile, record=record,
+                                  energy_method=energy_method)
+    return comparison.cards[name]

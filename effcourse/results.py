@@ -1,130 +1,201 @@
-"""The results store: every recorded report card, and tables and plots that put them side by side."""
+"""Report cards and the results store: every recorded card, and every set of models measured
+together (a comparison), so a later lesson, the main job and the book can put them side by side."""
 from __future__ import annotations
 
+import dataclasses
+import html
 import json
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
-from . import paths
+from . import measure, paths
+from .energy import ESTIMATE_LIMIT
 
 if TYPE_CHECKING:
     import pandas as pd
-    from matplotlib.figure import Figure
 
-    from .report import ReportCard
-
-STORE_NAME = "results.jsonl"
+CARDS = "results.jsonl"
+COMPARISONS = "comparisons.jsonl"
 # Cards for the same model, measured the same way on the same data and machine, replace each other.
 IDENTITY = ("model", "lesson", "kind", "profile", "data", "hardware")
 
 
-def store_path() -> Path:
-    """The JSON-lines file holding every recorded card (in the git-ignored working folder)."""
-    return paths.workdir() / STORE_NAME
+@dataclass(repr=False)
+class ReportCard:
+    """What one model costs and how well it classifies, with where and how that was measured.
+    Size, latency, throughput and energy are those of the model as deployed (`deployed_as`):
+    a Keras model is converted to float32 LiteRT for them."""
+
+    model: str
+    lesson: str
+    kind: str  # what was handed in: "keras" or "litert"
+    deployed_as: str  # what size, latency and energy were measured on
+    accuracy: float
+    accuracy_low: float  # 95% interval (Wilson) over the test images
+    accuracy_high: float
+    test_images: int
+    params: int
+    nonzero_params: int
+    sparsity: float  # of the Conv/Dense kernels
+    macs: int  # per image, dense
+    nonzero_macs: int  # per image, counting only non-zero weights
+    bytes: int
+    gzip_bytes: int
+    latency_ms: float  # single image, median
+    latency_p95_ms: float
+    latency_runs: int
+    threads: int
+    throughput_ips: float  # images per second in batches of throughput_batch
+    throughput_batch: int
+    energy_mj: float  # per single-image inference, millijoules
+    energy_method: str  # "measured: ..." or "estimated: ..."
+    profile: str
+    data: str
+    hardware: str
+    versions: dict = field(default_factory=dict)
+    timestamp: str = ""
+    comparison: str = ""  # id of the set of models it was measured together with ("" if alone)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, record: dict) -> "ReportCard":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in record.items() if k in names})
+
+    @property
+    def energy_estimated(self) -> bool:
+        return self.energy_method.startswith("estimated")
+
+    def rows(self) -> list[tuple[str, str]]:
+        """The card as (label, formatted value) rows."""
+        energy = f"{self.energy_mj:.4f} mJ [{self.energy_method}]"
+        if self.energy_estimated:
+            energy += f"; an estimate, {ESTIMATE_LIMIT}"
+        return [
+            ("test accuracy", f"{self.accuracy:.2%} (95% interval {self.accuracy_low:.2%} to "
+                              f"{self.accuracy_high:.2%}) on {self.test_images:,} test images"),
+            ("parameters", f"{self.params:,} ({self.nonzero_params:,} non-zero, kernel sparsity {self.sparsity:.1%})"),
+            ("MACs per image", f"{self.macs:,} dense, {self.nonzero_macs:,} with non-zero weights"),
+            ("deployed as", self.deployed_as),
+            ("size", f"{measure.human_bytes(self.bytes)} serialized, {measure.human_bytes(self.gzip_bytes)} gzipped"),
+            ("latency (1 image)", f"{self.latency_ms:.4f} ms median, {self.latency_p95_ms:.4f} ms p95, "
+                                  f"{self.threads} threads, {self.latency_runs} runs"),
+            ("throughput", f"{self.throughput_ips:,.0f} images/s in batches of {self.throughput_batch}"),
+            ("energy per inference" + (" (estimated)" if self.energy_estimated else ""), energy),
+            ("measured on", f"{self.profile} profile, {self.data}; {self.hardware}"),
+        ]
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def __str__(self) -> str:
+        width = max(len(label) for label, _ in self.rows())
+        lines = [f"Report card: {self.model} ({self.kind}, lesson {self.lesson})"]
+        lines += [f"  {label:<{width}}  {value}" for label, value in self.rows()]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        body = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(label)}</th><td style='text-align:left'>{html.escape(value)}</td></tr>"
+            for label, value in self.rows()
+        )
+        title = html.escape(f"Report card: {self.model} ({self.kind}, lesson {self.lesson})")
+        return f"<table><caption style='text-align:left'><b>{title}</b></caption>{body}</table>"
 
 
-def record(card: "ReportCard") -> None:
-    """Append a card to the store."""
-    with store_path().open("a", encoding="utf-8") as f:
-        f.write(json.dumps(card.to_dict(), sort_keys=True) + "\n")
+# --------------------------------------------------------------------------- the store
 
 
-def load(*, latest: bool = True, since: str | None = None, **filters) -> list["ReportCard"]:
-    """Recorded cards matching every filter (e.g. lesson="01", profile="workshop"),
-    oldest first; with `latest`, only the newest card of each model measured the same way.
-    `since` keeps cards whose ISO timestamp is at or after it."""
-    from .report import ReportCard
+def store_path(name: str = CARDS) -> Path:
+    """A JSON-lines file of the store (in the git-ignored working folder)."""
+    return paths.workdir() / name
 
-    path = store_path()
+
+def _append(name: str, record: dict) -> None:
+    with store_path(name).open("a", encoding="utf-8") as f:
+        f.write(json.dumps(record, sort_keys=True) + "\n")
+
+
+def _read(name: str) -> list[dict]:
+    path = store_path(name)
     if not path.exists():
         return []
-    cards = []
+    records = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            cards.append(ReportCard.from_dict(json.loads(line)))
-        except (json.JSONDecodeError, TypeError) as err:
-            warnings.warn(f"Skipping unreadable line {number} of {path} ({err}).", stacklevel=2)
+            records.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            warnings.warn(f"Skipping unreadable line {number} of {paths.display(path)} ({err}).", stacklevel=3)
+    return records
+
+
+def record(card: ReportCard) -> None:
+    """Append a card to the store."""
+    _append(CARDS, card.to_dict())
+
+
+def load(*, latest: bool = True, since: str | None = None, **filters) -> list[ReportCard]:
+    """Recorded cards matching every filter (e.g. lesson="01", profile="workshop"),
+    oldest first; with `latest`, only the newest card of each model measured the same way.
+    `since` keeps cards whose ISO timestamp is at or after it."""
+    cards = []
+    for item in _read(CARDS):
+        try:
+            cards.append(ReportCard.from_dict(item))
+        except TypeError as err:
+            warnings.warn(f"Skipping a card of {paths.display(store_path())} from an older version ({err}).", stacklevel=2)
     cards = [c for c in cards if all(str(getattr(c, k)) == str(v) for k, v in filters.items())]
     if since is not None:
         cards = [c for c in cards if c.timestamp >= since]
     return _latest(cards) if latest else cards
 
 
-def _latest(cards: Iterable["ReportCard"]) -> list["ReportCard"]:
+def _latest(cards: Iterable[ReportCard]) -> list[ReportCard]:
     newest = {}
     for card in sorted(cards, key=lambda c: c.timestamp):
         newest[tuple(getattr(card, k) for k in IDENTITY)] = card
     return sorted(newest.values(), key=lambda c: c.timestamp)
 
 
-def compare(cards: Iterable["ReportCard"] | None = None, **filters) -> "pd.DataFrame":
-    """Cards side by side, one row per model (given cards, or those `load(**filters)` finds)."""
+def record_comparison(summary: dict) -> None:
+    """Append a comparison (see `report.Comparison.to_dict`) to the store."""
+    _append(COMPARISONS, summary)
+
+
+def load_comparisons(*, since: str | None = None, **filters) -> list[dict]:
+    """Recorded comparisons matching every filter (e.g. lesson="02"), oldest first."""
+    found = [c for c in _read(COMPARISONS) if all(str(c.get(k)) == str(v) for k, v in filters.items())]
+    return [c for c in found if since is None or c.get("timestamp", "") >= since]
+
+
+# --------------------------------------------------------------------------- tables of cards
+
+
+def table(cards: Iterable[ReportCard]) -> "pd.DataFrame":
+    """Cards side by side, one row per model: what each card says, with no ratio or verdict
+    between them (those need models measured together: `report.measure_together`)."""
     import pandas as pd
 
-    cards = list(cards) if cards is not None else load(**filters)
+    cards = list(cards)
     rows = [
         {
             "model": c.model,
-            "lesson": c.lesson,
-            "kind": c.kind,
             "accuracy %": round(100 * c.accuracy, 2),
+            "95% interval": f"{100 * c.accuracy_low:.1f}-{100 * c.accuracy_high:.1f}",
             "params": c.params,
-            "non-zero params": c.nonzero_params,
             "sparsity %": round(100 * c.sparsity, 1),
             "MACs (M)": round(c.macs / 1e6, 3),
             "non-zero MACs (M)": round(c.nonzero_macs / 1e6, 3),
             "KiB": round(c.bytes / 1024, 1),
             "gzip KiB": round(c.gzip_bytes / 1024, 1),
-            "latency ms": round(c.latency_ms, 3),
-            "p95 ms": round(c.latency_p95_ms, 3),
-            "images/s": round(c.throughput_ips),
-            "mJ/inference": round(c.energy_mj, 3),
-            "energy method": c.energy_method,
+            "deployed as": c.deployed_as,
         }
         for c in cards
     ]
-    table = pd.DataFrame(rows)
-    if cards:
-        table.attrs["measured on"] = sorted({f"{c.profile} profile, {c.data}, {c.hardware}" for c in cards})
-    return table
-
-
-def describe_conditions(table: "pd.DataFrame") -> str:
-    """One line per distinct measuring condition behind a comparison table."""
-    return "\n".join(f"measured on: {line}" for line in table.attrs.get("measured on", []))
-
-
-def plot_tradeoffs(cards: Iterable["ReportCard"] | None = None, **filters) -> "Figure":
-    """Accuracy against gzipped size and against single-image latency, one point per card."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    cards = list(cards) if cards is not None else load(**filters)
-    if not cards:
-        raise ValueError("No report cards to plot: measure a model with report.report_card first.")
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-
-    fig, (ax_size, ax_time) = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-    palette = sns.color_palette("colorblind", len(cards))
-    plain = FuncFormatter(lambda value, _: f"{value:g}")
-    for ax, x_of, label in (
-        (ax_size, lambda c: c.gzip_bytes / 1024, "gzipped size (KiB, log scale)"),
-        (ax_time, lambda c: c.latency_ms, "single-image latency (ms, median, log scale)"),
-    ):
-        for card, colour in zip(cards, palette):
-            x, y = x_of(card), 100 * card.accuracy
-            ax.scatter(x, y, color=colour, s=60)
-            ax.annotate(f"{card.model} ({card.kind})", (x, y), textcoords="offset points", xytext=(6, 4), fontsize="small")
-        ax.set(xscale="log", xlabel=label)
-        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-        ax.xaxis.set_major_formatter(plain)
-        ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.margins(x=0.25, y=0.15)
-    ax_size.set_ylabel("test accuracy (%)")
-    conditions = sorted({f"{c.profile} profile · {c.data} · {c.hardware}" for c in cards})
-    fig.suptitle("Accuracy against cost\n" + "\n".join(conditions), fontsize="small")
-    fig.tight_layout()
-    return fig
+    return pd.DataFrame(rows)

@@ -44,10 +44,10 @@ def trained(recipe: str, data: ImageData, profile: profiles.Profile | None = Non
         try:
             model = recipes.compile_model(keras.models.load_model(folder / "model.h5", compile=False))
             history = json.loads((folder / "history.json").read_text())
-            print(f"Loaded '{recipe}' from the model cache ({folder}).")
+            print(f"Loaded '{recipe}' from the model cache ({paths.display(folder)}).")
             return TrainedModel(model, history, recipe, True, folder)
         except (OSError, ValueError, json.JSONDecodeError) as err:
-            print(f"The cached '{recipe}' model in {folder} is unreadable ({err}); training it again.")
+            print(f"The cached '{recipe}' model in {paths.display(folder)} is unreadable ({err}); training it again.")
     model, history = recipes.RECIPES[recipe](data, profile)
     history = {k: [float(v) for v in values] for k, values in history.items()}
     _save(folder, model, history, recipe, data, profile)

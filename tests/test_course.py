@@ -40,6 +40,37 @@ def test_failing_notebook_names_itself(tmp_path):
     assert "boom" in str(err.value)
 
 
+def test_run_notebook_reports_each_code_cell_with_its_section(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# Lesson 01 · Tiny\n\n## 1. Setting up\n\nSome words."),
+        nbformat.v4.new_code_cell("x = 1"),
+        nbformat.v4.new_markdown_cell("### A detail, not a section"),
+        nbformat.v4.new_code_cell("print(x)"),
+    ])
+    nbformat.write(nb, tmp_path / "01_tiny.ipynb")
+    lines = []
+    course.run_notebook(tmp_path / "01_tiny.ipynb", tmp_path / "out.ipynb", progress=lines.append)
+    assert len(lines) == 2  # the appended peak-memory cell is neither counted nor shown
+    assert all("01_tiny" in line and "1. Setting up" in line and len(line) < 100 for line in lines)
+    assert "cell 1/2" in lines[0] and "cell 2/2" in lines[1]
+    assert lines[1].split()[-1].count(":") == 1  # elapsed m:ss
+
+
+def test_progress_line_fits_in_100_columns():
+    line = course._progress_line("02_pruning", 12, 29, "3. A very long section title " * 5, 154.9)
+    assert line.startswith("  02_pruning  cell 12/29  3. A very long") and line.endswith("…  2:34")
+    assert len(line) < 100
+    assert course._progress_line("01_a", 1, 2, "", 3725) == "  01_a  cell 1/2    62:05"
+
+
+def test_kernel_transport_warning_does_not_reach_the_terminal(tmp_path, capfd):
+    source = write_notebook(tmp_path / "01_a.ipynb", "print('hello')")
+    course.run_notebook(source, tmp_path / "out.ipynb", progress=lambda line: None)
+    out, err = capfd.readouterr()
+    assert "without encryption" not in out + err
+    assert "hello" not in out + err  # the cell's own output goes to the notebook, not the terminal
+
+
 def test_cli_rejects_unknown_profile(capsys):
     assert cli.main(["run", "--profile", "bogus"]) == 1
     assert "Valid profiles: smoke, workshop, full" in capsys.readouterr().err
@@ -48,4 +79,4 @@ def test_cli_rejects_unknown_profile(capsys):
 def test_cli_compare_with_empty_store(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv(paths.ENV_VAR, str(tmp_path))
     assert cli.main(["compare"]) == 0
-    assert "No report cards recorded." in capsys.readouterr().out
+    assert "No comparisons recorded" in capsys.readouterr().out

@@ -17,7 +17,10 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from effcourse import data, profiles  # noqa: E402
+from effcourse import data, paths, profiles  # noqa: E402
+from effcourse.data import cifar10 as data_cifar10  # noqa: E402
+from effcourse.data import folders as data_folders  # noqa: E402
+from effcourse.data import imagedata as data_imagedata  # noqa: E402
 
 NAMES = data.CIFAR10_CLASSES
 ALL = dataclasses.replace(profiles.get("smoke"), train_images=None, test_images=None)
@@ -33,9 +36,9 @@ def isolated(monkeypatch, tmp_path):
     monkeypatch.setenv(data.OFFLINE_ENV_VAR, "1")
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     monkeypatch.setenv(profiles.ENV_VAR, "smoke")
-    monkeypatch.setattr(data, "_CHECKOUT_DATA", tmp_path / "checkout-data")
-    monkeypatch.setattr(data, "_announced", set())
-    monkeypatch.setattr(data, "_failed_download", [])
+    monkeypatch.setattr(data_cifar10, "_CHECKOUT_DATA", tmp_path / "checkout-data")
+    monkeypatch.setattr(data_imagedata, "_announced", set())
+    monkeypatch.setattr(data_cifar10, "_failed_download", [])
 
 
 # --------------------------------------------------------------------------- builders
@@ -222,8 +225,8 @@ def test_profile_subsets_are_stratified_and_only_they_are_decoded(tmp_path, monk
     write_tree(tmp_path / "tree", NAMES, 20, 6)
     profile = dataclasses.replace(profiles.get("smoke"), train_images=50, test_images=20)
     decoded = []
-    real_decode = data._decode
-    monkeypatch.setattr(data, "_decode", lambda raw, where, size: decoded.append(where)
+    real_decode = data_folders._decode
+    monkeypatch.setattr(data_folders, "_decode", lambda raw, where, size: decoded.append(where)
                         or real_decode(raw, where, size))
     d = data.load_cifar10(tmp_path / "tree", profile=profile)
     assert len(decoded) == 70
@@ -240,7 +243,7 @@ def test_decoded_images_cached_and_corrupt_cache_rewritten(tmp_path, monkeypatch
     write_tree(tmp_path / "tree", NAMES, 3, 1)
     archive = write_zip(tmp_path / "user" / "c.zip", tmp_path / "tree")
     before = snapshot(tmp_path / "user")
-    monkeypatch.setattr(data, "_CACHE_AFTER_S", -1.0)  # cache even this tiny tree
+    monkeypatch.setattr(data_folders, "_CACHE_AFTER_S", -1.0)  # cache even this tiny tree
     first = data.load_image_folder(archive, profile=ALL)
     (cache,) = (tmp_path / "work" / "data-cache").glob("*.npz")
 
@@ -248,7 +251,7 @@ def test_decoded_images_cached_and_corrupt_cache_rewritten(tmp_path, monkeypatch
         raise AssertionError("decoded although cached")
 
     with monkeypatch.context() as m:
-        m.setattr(data, "_decode", no_decoding)
+        m.setattr(data_folders, "_decode", no_decoding)
         assert same(first, data.load_image_folder(archive, profile=ALL))
     cache.write_bytes(b"not an npz file")
     assert same(first, data.load_image_folder(archive, profile=ALL))
@@ -324,13 +327,16 @@ BAD_INPUT = {
 
 
 @pytest.mark.parametrize("case", BAD_INPUT)
-def test_bad_input_raises_a_helpful_data_error(tmp_path, case):
+def test_bad_input_raises_a_helpful_data_error(tmp_path, monkeypatch, case):
     make, problem, detail = BAD_INPUT[case]
     path = make(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))  # so the message names the path as ~/...
     with pytest.raises(data.DataError) as err:
         data.load_cifar10(path, profile=ALL)
     message = str(err.value)
-    assert str(path) in message and problem in message
+    shown = paths.display(path)
+    assert shown.startswith("~/") and shown in message and problem in message
+    assert str(tmp_path) not in message  # no absolute path of the machine
     assert detail is None or detail in message
     if case in ("truncated tar.gz", "garbage tar.gz", "bad pickle", "truncated zip"):
         assert err.value.__cause__ is not None
@@ -374,19 +380,24 @@ def test_source_order(tmp_path, monkeypatch, capsys):
     assert "Not using" in capsys.readouterr().out
 
 
-def test_failed_download_falls_back_with_a_timeout(monkeypatch, capsys):
-    from tf_keras.datasets import cifar10
+def test_failed_download_falls_back_with_a_timeout(tmp_path, monkeypatch, capsys):
+    import tf_keras
 
-    timeouts = []
+    timeouts, calls = [], []
 
-    def failing_download(cache_dir=None):
+    def failing_download(fname, origin, **kwargs):
         timeouts.append(socket.getdefaulttimeout())
+        calls.append((fname, origin, kwargs))
         raise Exception("URL fetch failure: no network")
 
     monkeypatch.delenv(data.OFFLINE_ENV_VAR)
-    monkeypatch.setattr(cifar10, "load_data", failing_download)
+    monkeypatch.setattr(tf_keras.utils, "get_file", failing_download)
     d = data.load_cifar10(profile=SMALL)
-    assert d.synthetic and timeouts == [data._DOWNLOAD_TIMEOUT_S]
+    assert d.synthetic and timeouts == [data_cifar10._DOWNLOAD_TIMEOUT_S]
+    ((fname, origin, kwargs),) = calls  # Keras's own origin, into the Keras cache folder
+    assert origin == "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+    assert fname == "cifar-10-batches-py.tar.gz" and kwargs["cache_dir"] == str(tmp_path / "keras")
+    assert kwargs.get("cache_subdir", "datasets") == "datasets" and kwargs["file_hash"]
     assert socket.getdefaulttimeout() is None
     out = capsys.readouterr().out
     assert "download failed (Exception: URL fetch failure" in out and "NOT CIFAR-10" in out

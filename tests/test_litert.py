@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from effcourse import measure, models
+from effcourse import kerasutil, litert, measure, models
 from effcourse.litert import LiteRTModel
-from converting import convert
+from tiny import SHAPE, lite_bytes, pruned_copy, small_model
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def images():
     return np.random.default_rng(0).random((20, 32, 32, 3), dtype=np.float32)
 
 def test_float_model_matches_keras(keras_model, images):
-    lite = LiteRTModel(convert(keras_model), num_threads=1)
+    lite = LiteRTModel(lite_bytes(keras_model), num_threads=1)
     np.testing.assert_allclose(lite.predict(images, batch_size=8), keras_model.predict(images, verbose=0), atol=1e-4)
     assert lite.macs() == measure.macs(keras_model)
     assert lite.parameters()[0] == keras_model.count_params()
@@ -33,8 +33,8 @@ def test_float_model_matches_keras(keras_model, images):
 
 
 def test_int8_model_dequantizes_and_shrinks(keras_model, images):
-    float_bytes = convert(keras_model)
-    int8 = LiteRTModel(convert(keras_model, int8_images=images))
+    float_bytes = lite_bytes(keras_model)
+    int8 = LiteRTModel(lite_bytes(keras_model, int8_images=images))
     assert int8.input_details["dtype"] == np.int8
     assert len(int8.content) < 0.35 * len(float_bytes)
     logits = int8.predict(images)
@@ -51,7 +51,7 @@ def test_bad_inputs_are_clear_errors(tmp_path, keras_model, images):
         LiteRTModel(tmp_path / "missing.tflite")
     with pytest.raises(ValueError, match="not a model LiteRT can load"):
         LiteRTModel(b"definitely not a flatbuffer")
-    lite = LiteRTModel(convert(keras_model))
+    lite = LiteRTModel(lite_bytes(keras_model))
     with pytest.raises(ValueError, match="expects images of shape"):
         lite.predict(images[:, :16, :16])
 
@@ -59,31 +59,112 @@ def test_bad_inputs_are_clear_errors(tmp_path, keras_model, images):
 def test_ops_and_side_by_side_comparison(keras_model, images):
     import tensorflow as tf
 
-    from effcourse import litert, profiles, pruning
-    from effcourse.quantization import litert_kernels
+    from effcourse import profiles
 
-    sparse = pruning.magnitude_prune(keras_model, 0.8)
+    sparse = pruned_copy(keras_model, 0.8)
     converter = tf.lite.TFLiteConverter.from_keras_model(sparse)
     converter.optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
-    blobs = {"dense": convert(keras_model), "sparse": converter.convert()}
+    blobs = {"dense": lite_bytes(keras_model), "sparse": converter.convert()}
     dense = LiteRTModel(blobs["dense"])
     assert dense.ops()["CONV_2D"] == 3 and dense.ops()["FULLY_CONNECTED"] == 2 and "DENSIFY" not in dense.ops()
     sparse_format = LiteRTModel(blobs["sparse"])
     assert sparse_format.ops()["DENSIFY"] > 0
     # weights stored in the sparse format are read back in their dense shape
-    same_weights = LiteRTModel(convert(sparse))
+    same_weights = LiteRTModel(lite_bytes(sparse))
     assert [(m.macs, m.nonzero_macs) for m in sparse_format.layer_macs()] == \
         [(m.macs, m.nonzero_macs) for m in same_weights.layer_macs()]
     assert sparse_format.parameters() == same_weights.parameters() and sparse_format.sparsity() > 0.75
-    for decoded, stored in zip(litert_kernels(sparse_format).values(), litert_kernels(same_weights).values()):
+    for decoded, stored in zip(sparse_format.kernels().values(), same_weights.kernels().values()):
         np.testing.assert_array_equal(decoded, stored)
     np.testing.assert_allclose(sparse_format.predict(images), same_weights.predict(images), atol=1e-4)
     table = litert.compare({"dense": dense, "sparse": blobs["sparse"]}, images[0],
-                           profile=profiles.get("smoke"), rounds=2, threads=1)
+                           profile=profiles.get("smoke"), threads=1)
     assert list(table.index) == ["dense", "sparse"]
-    assert table.attrs == {"threads": 1, "rounds": 2, "runs": profiles.get("smoke").latency_runs}
-    assert table.loc["dense", "vs first"] == 1.0 and (table["latency ms"] > 0).all()
+    runs = profiles.get("smoke").latency_runs
+    assert table.attrs == {"threads": 1, "rounds": 10, "runs": runs, "reference": "dense"}
+    assert table.loc["dense", "x ref"] == 1.0 and (table["latency ms"] > 0).all()
+    assert table.loc["dense", "verdict"] == "no measurable difference"  # the reference against itself
     assert table.loc["dense", "KiB"] == round(len(blobs["dense"]) / 1024, 1)
     assert table.loc["dense", "DENSIFY ops"] == 0 and table.loc["sparse", "DENSIFY ops"] > 0
-    builtin = litert.compare({"dense": dense}, images[0], profile=profiles.get("smoke"), rounds=1, threads=1, xnnpack=False)
+    builtin = litert.compare({"dense": dense}, images[0], profile=profiles.get("smoke"), threads=1, xnnpack=False)
     assert builtin.loc["dense", "latency ms"] > 0
+
+
+@pytest.fixture(scope="module")
+def small():
+    return small_model()
+
+
+@pytest.fixture(scope="module")
+def small_images():
+    return np.random.default_rng(1).random((64, *SHAPE), dtype=np.float32)
+
+
+# --------------------------------------------------------------------------- where the bytes go
+
+
+def test_int8_model_size_breakdown_and_distinct_integers(small, small_images):
+    model, images = small, small_images
+    clustered = kerasutil.clone(model)
+    for _, layer in kerasutil.weighted_layers(clustered):  # four shared values per kernel, like clustering leaves
+        w = layer.kernel.numpy()
+        centroids = np.quantile(w, [0.1, 0.4, 0.6, 0.9])
+        layer.kernel.assign(centroids[np.argmin(np.abs(w[..., None] - centroids), axis=-1)].astype(np.float32))
+    float_bytes, int8_bytes = lite_bytes(clustered), lite_bytes(clustered, int8_images=images)
+    int8 = LiteRTModel(int8_bytes)
+    kernels = int8.kernels()
+    assert len(kernels) == 2 and all(w.dtype == np.int8 for w in kernels.values())
+    assert int8.distinct_per_channel() <= 4
+    assert LiteRTModel(lite_bytes(model, int8_images=images)).distinct_per_channel() > 4
+    for blob, main in ((float_bytes, "float32 constants"), (int8_bytes, "int8 constants")):
+        table = litert.size_breakdown(blob)
+        assert table["bytes"].sum() == len(blob)
+        assert table.iloc[0]["part"] == main
+        assert (table["bytes"] >= 0).all()
+    assert litert.size_breakdown(int8_bytes).set_index("part").loc["quantization parameters", "bytes"] > 0
+    assert litert.size_breakdown(float_bytes).set_index("part").loc["quantization parameters", "bytes"] == 0
+
+
+def tensor_names(content: bytes) -> list:
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(content))
+    return [tensor.name for subgraph in model.subgraphs for tensor in subgraph.tensors if tensor.name]
+
+
+def test_strip_names_drops_the_names_and_keeps_the_model(small, small_images):
+    model, images = small, small_images
+    content = lite_bytes(model, int8_images=images)
+    stripped = litert.strip_names(content)
+    assert tensor_names(content) and not tensor_names(stripped)
+    assert len(stripped) < len(content)
+    np.testing.assert_array_equal(LiteRTModel(stripped, num_threads=1).predict(images),
+                                  LiteRTModel(content, num_threads=1).predict(images))
+    before, after = (litert.size_breakdown(blob).set_index("part")["bytes"] for blob in (content, stripped))
+    rest = "graph, names, metadata"
+    assert before.drop(rest).equals(after.drop(rest))  # weights and quantization parameters untouched
+    assert before[rest] - after[rest] == len(content) - len(stripped)
+
+
+def test_size_table_compares_like_with_like(small, small_images):
+    model, images = small, small_images
+    float_bytes, int8_bytes = lite_bytes(model), lite_bytes(model, int8_images=images)
+    table = litert.size_table({"float32": float_bytes, "int8": int8_bytes})
+    assert list(table.index) == ["float32", "int8"]
+    assert table.loc["int8", "bytes"] == len(int8_bytes)
+    assert table.loc["int8", "names stripped"] == len(litert.strip_names(int8_bytes))
+    assert (table["names stripped"] < table["bytes"]).all()
+    assert table.loc["float32", "x smaller"] == table.loc["float32", "x smaller, names stripped"] == 1
+    assert table.loc["int8", "x smaller"] == pytest.approx(len(float_bytes) / len(int8_bytes))
+    assert table.loc["int8", "x smaller, names stripped"] == pytest.approx(
+        len(litert.strip_names(float_bytes)) / len(litert.strip_names(int8_bytes)))
+    with pytest.raises(ValueError, match="at least one model"):
+        litert.size_table({})
+
+
+@pytest.mark.parametrize("helper", [litert.strip_names, litert.size_breakdown, lambda b: litert.size_table({"zip": b})])
+def test_bytes_that_are_not_a_tflite_model_get_a_clear_error(helper):
+    with pytest.raises(ValueError, match="not a .tflite model"):
+        helper(b"PK\x03\x04 a zip archive, not a model")
+
+

@@ -4,30 +4,9 @@ import tensorflow as tf
 import tf_keras as keras
 from tf_keras import layers
 
+from effcourse import internals, kerasutil
 from effcourse import quantization as quant
-from effcourse.data import ImageData
-from effcourse.litert import LiteRTModel
-from converting import convert, converter_for
-
-SHAPE = (8, 8, 3)
-
-
-def small_model(seed: int = 0) -> keras.Model:
-    """Conv-BN-ReLU, global pooling and logits, with trained-looking (non-default) weights."""
-    keras.utils.set_random_seed(seed)
-    model = keras.Sequential([
-        keras.Input(shape=SHAPE),
-        layers.Conv2D(6, 3, padding="same", use_bias=False),
-        layers.BatchNormalization(),
-        layers.ReLU(),
-        layers.GlobalAveragePooling2D(),
-        layers.Dense(4),
-    ])
-    rng = np.random.default_rng(seed)
-    bn = model.layers[1]
-    bn.set_weights([rng.uniform(0.5, 1.5, 6), rng.normal(0, 0.1, 6), rng.normal(0, 0.1, 6), rng.uniform(0.5, 1.5, 6)])
-    model.layers[-1].bias.assign(rng.normal(0, 0.1, 4).astype(np.float32))
-    return model
+from tiny import SHAPE, small_model
 
 
 @pytest.fixture(scope="module")
@@ -130,33 +109,21 @@ def test_error_table():
 # --------------------------------------------------------------------------- Keras models
 
 
-def test_kernels_and_copy_model(model, images):
-    found = quant.kernels(model)
+def test_kernels_and_clone(model, images):
+    found = kerasutil.kernels(model)
     assert list(found) == [model.layers[0].name, model.layers[-1].name]
     assert found[model.layers[0].name].shape == (3, 3, 3, 6)
-    clone = quant.copy_model(model)
+    clone = kerasutil.clone(model)
     np.testing.assert_allclose(clone.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-6)
     clone.layers[0].kernel.assign(np.zeros((3, 3, 3, 6), np.float32))
     assert np.any(model.layers[0].kernel.numpy() != 0), "the copy shares no variables with the original"
 
 
-def test_eight_bit_fake_quantized_model_predicts_like_the_original(model, images):
-    before = model.layers[0].kernel.numpy().copy()
-    q8 = quant.fake_quantize_model(model, 8, "per-channel")
-    np.testing.assert_array_equal(model.layers[0].kernel.numpy(), before)  # original untouched
-    assert all(n <= 255 for n in quant.distinct_values(quant.fake_quantize_model(model, 8)).values())
-    expected, got = model.predict(images, verbose=0), q8.predict(images, verbose=0)
-    assert np.abs(expected - got).max() < 0.02 * np.abs(expected).max() + 1e-3
-    assert np.mean(np.argmax(expected, -1) == np.argmax(got, -1)) >= 0.95
-    two = quant.fake_quantize_model(model, 2)
-    assert max(quant.distinct_values(two).values()) <= 3
-
-
 def test_kernels_of_a_quantization_aware_model(model):
     import tensorflow_model_optimization as tfmot
 
-    qat = tfmot.quantization.keras.quantize_model(quant.copy_model(model))
-    found = quant.kernels(qat)
+    qat = tfmot.quantization.keras.quantize_model(kerasutil.clone(model))
+    found = kerasutil.kernels(qat)
     assert len(found) == 2
     np.testing.assert_allclose(next(iter(found.values())), model.layers[0].kernel.numpy())
 
@@ -177,135 +144,19 @@ def test_bit_width_sweep_table(model, images):
         np.testing.assert_array_equal(a, b)
 
 
-# --------------------------------------------------------------------------- converting
-
-
-def tiny_data(n=30) -> ImageData:
-    rng = np.random.default_rng(0)
-    x = rng.integers(0, 256, (n, *SHAPE), dtype=np.uint8)
-    y = rng.integers(0, 4, n)
-    return ImageData(x, y, x[:5], y[:5], x[:10], y[:10], ("a", "b", "c", "d"), "test images", True)
-
-
-def test_representative_dataset():
-    generate = quant.representative_dataset(tiny_data(), n=12)
-    items = list(generate())
-    assert len(items) == 12 and len(list(generate())) == 12  # callable again, as the converter does
-    assert all(len(item) == 1 and item[0].shape == (1, *SHAPE) and item[0].dtype == np.float32 for item in items)
-    assert all(0.0 <= item[0].min() and item[0].max() <= 1.0 for item in items)
-    assert len(list(quant.representative_dataset(tiny_data(), n=500)())) == 30
-
-
-def test_inference_converter_gives_what_from_keras_model_gives(model, images):
-    lite = LiteRTModel(quant.inference_converter(model).convert(), num_threads=1)
-    reference = LiteRTModel(convert(model), num_threads=1)
-    np.testing.assert_allclose(lite.predict(images), reference.predict(images), atol=1e-5)
-
-
-def test_convert_keeps_the_quantizers_native_log_line_out_of_stderr(model, images, capfd):
-    converter_for(model, int8_images=images).convert()
-    assert "fully_quantize" in capfd.readouterr().err  # what the plain call writes from C++
-    int8 = LiteRTModel(quant.convert(converter_for(model, int8_images=images)), num_threads=1)
-    assert capfd.readouterr().err == ""
-    assert int8.input_details["dtype"] == np.int8
-
-
-def test_int8_model_size_breakdown_and_distinct_integers(model, images):
-    clustered = quant.copy_model(model)
-    for layer in quant.kernel_layers(clustered):  # four shared values per kernel, like clustering leaves
-        w = layer.kernel.numpy()
-        centroids = np.quantile(w, [0.1, 0.4, 0.6, 0.9])
-        layer.kernel.assign(centroids[np.argmin(np.abs(w[..., None] - centroids), axis=-1)].astype(np.float32))
-    float_bytes, int8_bytes = convert(clustered), convert(clustered, int8_images=images)
-    int8 = LiteRTModel(int8_bytes)
-    kernels = quant.litert_kernels(int8)
-    assert len(kernels) == 2 and all(w.dtype == np.int8 for w in kernels.values())
-    assert quant.distinct_per_channel(int8) <= 4
-    assert quant.distinct_per_channel(LiteRTModel(convert(model, int8_images=images))) > 4
-    for blob, main in ((float_bytes, "float32 constants"), (int8_bytes, "int8 constants")):
-        table = quant.size_breakdown(blob)
-        assert table["bytes"].sum() == len(blob)
-        assert table.iloc[0]["part"] == main
-        assert (table["bytes"] >= 0).all()
-    assert quant.size_breakdown(int8_bytes).set_index("part").loc["quantization parameters", "bytes"] > 0
-    assert quant.size_breakdown(float_bytes).set_index("part").loc["quantization parameters", "bytes"] == 0
-
-
-def tensor_names(content: bytes) -> list:
-    from ai_edge_litert.tools import flatbuffer_utils
-
-    model = flatbuffer_utils.read_model_from_bytearray(bytearray(content))
-    return [tensor.name for subgraph in model.subgraphs for tensor in subgraph.tensors if tensor.name]
-
-
-def test_strip_names_drops_the_names_and_keeps_the_model(model, images):
-    content = convert(model, int8_images=images)
-    stripped = quant.strip_names(content)
-    assert tensor_names(content) and not tensor_names(stripped)
-    assert len(stripped) < len(content)
-    np.testing.assert_array_equal(LiteRTModel(stripped, num_threads=1).predict(images),
-                                  LiteRTModel(content, num_threads=1).predict(images))
-    before, after = (quant.size_breakdown(blob).set_index("part")["bytes"] for blob in (content, stripped))
-    rest = "graph, names, metadata"
-    assert before.drop(rest).equals(after.drop(rest))  # weights and quantization parameters untouched
-    assert before[rest] - after[rest] == len(content) - len(stripped)
-
-
-def test_size_table_compares_like_with_like(model, images):
-    float_bytes, int8_bytes = convert(model), convert(model, int8_images=images)
-    table = quant.size_table({"float32": float_bytes, "int8": int8_bytes})
-    assert list(table.index) == ["float32", "int8"]
-    assert table.loc["int8", "bytes"] == len(int8_bytes)
-    assert table.loc["int8", "names stripped"] == len(quant.strip_names(int8_bytes))
-    assert (table["names stripped"] < table["bytes"]).all()
-    assert table.loc["float32", "x smaller"] == table.loc["float32", "x smaller, names stripped"] == 1
-    assert table.loc["int8", "x smaller"] == pytest.approx(len(float_bytes) / len(int8_bytes))
-    assert table.loc["int8", "x smaller, names stripped"] == pytest.approx(
-        len(quant.strip_names(float_bytes)) / len(quant.strip_names(int8_bytes)))
-    with pytest.raises(ValueError, match="at least one model"):
-        quant.size_table({})
-
-
-@pytest.mark.parametrize("helper", [quant.strip_names, quant.size_breakdown, lambda b: quant.size_table({"zip": b})])
-def test_bytes_that_are_not_a_tflite_model_get_a_clear_error(helper):
-    with pytest.raises(ValueError, match="not a .tflite model"):
-        helper(b"PK\x03\x04 a zip archive, not a model")
-
-
 # --------------------------------------------------------------------------- cluster preservation
-
-
-def test_per_tensor_cluster_preservation_patches_and_restores():
-    from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.cluster_preserve import (
-        cluster_preserve_quantize_registry as registry,
-    )
-
-    original = registry.get_centroids
-    conv = layers.Conv2D(3, 3)
-    conv.build((None, 5, 5, 2))
-    w = tf.constant(np.tile(np.array([-1.0, 0.5, 2.0], np.float32), 18).reshape(3, 3, 2, 3).transpose(0, 1, 3, 2).copy())
-    with quant.per_tensor_cluster_preservation():
-        assert registry.get_centroids is not original
-        centroids, count, index, per_channel = registry.get_centroids(type("W", (), {"layer": conv})(), w, "channels_last")
-        assert not per_channel and int(count) == 3
-        assert index.shape == w.shape
-    assert registry.get_centroids is original
-    with pytest.raises(RuntimeError):
-        with quant.per_tensor_cluster_preservation():
-            raise RuntimeError("boom")
-    assert registry.get_centroids is original
 
 
 def test_cluster_preserving_qat_keeps_the_clusters_per_tensor(model, images):
     import tensorflow_model_optimization as tfmot
 
     clustering = tfmot.clustering.keras
-    clustered = clustering.cluster_weights(quant.copy_model(model), number_of_clusters=4,
+    clustered = clustering.cluster_weights(kerasutil.clone(model), number_of_clusters=4,
                                            cluster_centroids_init=clustering.CentroidInitialization.LINEAR)
     clustered = clustering.strip_clustering(clustered)
     assert max(quant.distinct_values(clustered).values()) <= 4
     quantize = tfmot.quantization.keras
-    with quant.per_tensor_cluster_preservation():
+    with internals.per_tensor_cluster_preservation():
         cqat = quantize.quantize_apply(
             quantize.quantize_annotate_model(clustered),
             tfmot.experimental.combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=False))
@@ -330,4 +181,5 @@ def test_plots(model, images):
     table = quant.bit_width_sweep(model, images, labels, bits=(8, 4))
     fig2 = quant.plot_bit_sweep(table)
     assert len(fig2.axes[0].lines) == 3  # two granularities and the float32 line
+    assert len(quant.plot_bit_sweep(table, images=len(images)).axes[0].collections) == 2  # a band per line
     plt.close("all")

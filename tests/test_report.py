@@ -1,4 +1,4 @@
-"""The report card on a tiny model and tiny synthetic data, Keras and LiteRT."""
+"""The measuring stick on tiny models and tiny synthetic data: one card, and models measured together."""
 import dataclasses
 
 import numpy as np
@@ -6,9 +6,10 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from effcourse import data, measure, paths, profiles, results
+from effcourse import cli, convert, data, measure, paths, plots, profiles, results, stats
 from effcourse.litert import LiteRTModel
-from effcourse.report import ReportCard, report_card
+from effcourse.report import measure_together, report_card
+from effcourse.results import ReportCard
 
 PROFILE = dataclasses.replace(profiles.get("smoke"), latency_runs=20, warmup_runs=2)
 
@@ -44,10 +45,14 @@ def test_keras_card_measures_everything_and_is_recorded(tiny_model, tiny_data):
     predictions = np.argmax(tiny_model.predict(data.normalise(tiny_data.x_test), verbose=0), axis=-1)
     assert card.accuracy == pytest.approx(np.mean(predictions == tiny_data.y_test))
     assert card.test_images == 300 and card.kind == "keras"
+    assert card.accuracy_low < card.accuracy < card.accuracy_high
     assert card.params == tiny_model.count_params()
     assert card.macs == 15 * 15 * 27 * 8 + 8 * 10  # by hand: strided conv on 15x15 outputs, dense 8->10
-    assert (card.bytes, card.gzip_bytes) == measure.sizes(measure.keras_bytes(tiny_model))
+    # size, latency and energy are those of the model as deployed: its float32 LiteRT conversion
+    assert card.deployed_as.startswith("float32 LiteRT")
+    assert (card.bytes, card.gzip_bytes) == measure.sizes(convert.to_litert(tiny_model).content)
     assert 0 < card.latency_ms <= card.latency_p95_ms and card.latency_runs == 20
+    assert card.comparison == ""  # measured alone
     assert card.throughput_ips > 0 and card.energy_mj > 0
     assert card.energy_method.startswith(("measured:", "estimated:"))
     assert (card.profile, card.data) == ("smoke", "tiny synthetic test set")
@@ -77,3 +82,59 @@ def test_wrong_inputs_are_clear_errors(tiny_model, tiny_data):
     lite = LiteRTModel(tf.lite.TFLiteConverter.from_keras_model(tiny_model).convert())
     with pytest.raises(ValueError, match="shape"):
         report_card(lite, dataclasses.replace(small, x_train=small.x_test), name="x", lesson="00", profile=PROFILE)
+
+
+def conv_stack(depth: int) -> keras.Model:
+    """`depth` same-shaped 3x3 convolutions: twice the depth is twice the work."""
+    keras.utils.set_random_seed(1)
+    stack = [keras.Input((32, 32, 3)), keras.layers.Conv2D(16, 3, padding="same", activation="relu")]
+    stack += [keras.layers.Conv2D(16, 3, padding="same", activation="relu") for _ in range(depth - 1)]
+    stack += [keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(10)]
+    return keras.Sequential(stack)
+
+
+def test_models_measured_together_get_ratios_and_verdicts(tiny_data):
+    profile = dataclasses.replace(profiles.get("smoke"), latency_runs=200, warmup_runs=10)
+    single, double = conv_stack(4), conv_stack(8)
+    lite = convert.to_litert(single)
+    together = measure_together({"model": single, "same model": lite, "twice the work": double}, tiny_data,
+                                lesson="00", title="Does depth cost time?", profile=profile)
+    table = together.table
+    assert list(table.index) == ["model", "same model", "twice the work"]
+    assert table.loc["model", "speed verdict"] == "reference"
+    assert table.loc["same model", "speed verdict"] == "no measurable difference"
+    assert table.loc["twice the work", "speed verdict"] == "slower"
+    assert 1.5 < table.loc["twice the work", "latency x ref"] < 2.5
+    assert table.loc["same model", "accuracy verdict"] == "within noise"  # the very same predictions
+    assert table.loc["same model", "vs ref (points)"] == 0
+    correct = {name: measure.correct(m, data.normalise(tiny_data.x_test), tiny_data.y_test)
+               for name, m in (("model", single), ("twice the work", double))}
+    paired = stats.paired_accuracy(correct["model"], correct["twice the work"])
+    assert table.loc["twice the work", "accuracy verdict"] == paired.verdict
+    assert table.attrs["rounds"] == 20 and table.attrs["energy_method"] == together.cards["model"].energy_method
+    energy_column = [c for c in table.columns if c.startswith("mJ/inference")]
+    assert energy_column == ["mJ/inference (estimated)" if together.cards["model"].energy_estimated
+                             else "mJ/inference (measured)"]
+    # the cards it recorded, and which cards were measured together
+    ids = {card.comparison for card in together.cards.values()}
+    assert len(ids) == 1 and ids != {""}
+    assert {(c.model, c.comparison) for c in results.load()} == {(name, together.id) for name in table.index}
+    (stored,) = results.load_comparisons()
+    assert stored["id"] == together.id and stored["title"] == "Does depth cost time?"
+    assert [row["model"] for row in stored["rows"]] == list(table.index)
+    assert "interleaved rounds" in together.conditions() and "McNemar" in together.conditions()
+    # readable in a 100-column terminal
+    text = cli.format_comparison(stored)
+    assert all(len(line) <= 100 for line in text.splitlines()) and "twice the work" in text
+    # and plotted with the noise of every point
+    fig = plots.tradeoffs(together)
+    assert len(fig.axes) == 2
+    labels = [t.get_text() for t in fig.axes[1].texts]
+    assert any("twice the work" in label for label in labels)
+
+
+def test_measure_together_refuses_what_it_cannot_measure(tiny_model, tiny_data):
+    with pytest.raises(ValueError, match="No models"):
+        measure_together({}, tiny_data, lesson="00", profile=PROFILE)
+    with pytest.raises(KeyError, match="reference"):
+        measure_together({"a": tiny_model}, tiny_data, lesson="00", reference="b", profile=PROFILE)

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from effcourse import paths, results
-from effcourse.report import ReportCard
+from effcourse.results import ReportCard
 
 
 @pytest.fixture(autouse=True)
@@ -15,7 +15,8 @@ def workdir(tmp_path, monkeypatch):
 
 def card(**changes) -> ReportCard:
     base = ReportCard(
-        model="m", lesson="01", kind="keras", accuracy=0.5, test_images=100, params=1000, nonzero_params=900,
+        model="m", lesson="01", kind="keras", deployed_as="float32 LiteRT", accuracy=0.5, accuracy_low=0.4,
+        accuracy_high=0.6, test_images=100, params=1000, nonzero_params=900,
         sparsity=0.1, macs=10_000, nonzero_macs=9_000, bytes=8_000, gzip_bytes=4_000, latency_ms=1.0,
         latency_p95_ms=1.5, latency_runs=10, threads=2, throughput_ips=500.0, throughput_batch=256,
         energy_mj=0.5, energy_method="estimated: CPU time x 5.0 W/core", profile="smoke", data="SYNTHETIC",
@@ -50,20 +51,29 @@ def test_unreadable_line_is_skipped_with_a_warning(workdir):
         assert len(results.load()) == 1
 
 
-def test_compare_table_and_conditions():
-    table = results.compare([card(), card(model="small", params=100, accuracy=0.45)])
+def test_table_of_cards():
+    table = results.table([card(), card(model="small", params=100, accuracy=0.45)])
     assert list(table["model"]) == ["m", "small"]
     assert list(table["accuracy %"]) == [50.0, 45.0]
+    assert table.loc[0, "95% interval"] == "40.0-60.0"
     assert table.loc[0, "gzip KiB"] == pytest.approx(4000 / 1024, abs=0.05)
-    assert "energy method" in table.columns
-    assert results.describe_conditions(table) == "measured on: smoke profile, SYNTHETIC, cpu"
+    # cards measured apart: no latency or energy column invites comparing them
+    assert not any("latency" in column or "mJ" in column for column in table.columns)
 
 
-def test_plot_tradeoffs_has_one_point_per_card():
-    fig = results.plot_tradeoffs([card(), card(model="small", gzip_bytes=1000, latency_ms=0.2)])
-    assert [len(ax.collections) for ax in fig.axes] == [2, 2]
-    with pytest.raises(ValueError, match="No report cards"):
-        results.plot_tradeoffs([])
+def test_an_estimated_energy_says_so_on_the_card():
+    text = str(card())
+    assert "energy per inference (estimated)" in text and "cannot rank models" in text
+    measured = str(card(energy_method="measured: RAPL package"))
+    assert "(estimated)" not in measured and "measured: RAPL package" in measured
+
+
+def test_comparisons_are_stored_and_filtered(workdir):
+    results.record_comparison({"id": "a", "lesson": "02", "timestamp": "2026-01-01T00:00:00+00:00", "rows": []})
+    results.record_comparison({"id": "b", "lesson": "03", "timestamp": "2026-01-02T00:00:00+00:00", "rows": []})
+    assert [c["id"] for c in results.load_comparisons()] == ["a", "b"]
+    assert [c["id"] for c in results.load_comparisons(lesson="03")] == ["b"]
+    assert [c["id"] for c in results.load_comparisons(since="2026-01-01T12:00:00+00:00")] == ["b"]
 
 
 def test_store_is_json_lines(workdir):

@@ -1,0 +1,143 @@
+"""The official CIFAR-10 format: cifar-10-python.tar.gz (read in place) or its extracted
+cifar-10-batches-py/ folder of pickled batches. A batch file is data, never code: it is read
+with an unpickler that admits only what a numpy array needs and refuses anything else."""
+from __future__ import annotations
+
+import pickle
+import tarfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from effcourse import paths
+
+from .imagedata import CIFAR10_CLASSES, CIFAR10_URL, DATA_ENV_VAR, DataError, _reason
+
+_TAR_NAME = "cifar-10-python.tar.gz"
+_BATCHES_DIR = "cifar-10-batches-py"
+_TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
+_TEST_BATCH = "test_batch"
+_META = "batches.meta"
+_BATCH_FILES = (*_TRAIN_BATCHES, _TEST_BATCH, _META)
+
+# The only globals a CIFAR-10 batch asks for: numpy arrays (written by numpy 1.x or 2.x, with
+# pickle protocols 2 to 5) and, in protocol-2 pickles written by Python 3, bytes. Containers,
+# strings and numbers need none.
+_ALLOWED_GLOBALS = frozenset({
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"),
+    ("_codecs", "encode"),
+})
+
+
+class _ForbiddenGlobal(pickle.UnpicklingError):
+    """A pickle asked for a global that a CIFAR-10 batch never needs."""
+
+    def __init__(self, module: str, name: str):
+        super().__init__(f"{module}.{name}")
+        self.qualified = f"{module}.{name}"
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """An unpickler that can build only containers, strings, numbers and numpy arrays: it
+    refuses every other global before anything is called, so loading a file runs no code."""
+
+    def find_class(self, module, name):
+        if (module, name) in _ALLOWED_GLOBALS:
+            return super().find_class(module, name)
+        raise _ForbiddenGlobal(module, name)
+
+    def persistent_load(self, pid):
+        raise pickle.UnpicklingError("persistent IDs are not supported")
+
+
+def _unpickle(file, where: str) -> dict:
+    """One batch file (a binary file object); `where` names it in messages."""
+    try:
+        return _BatchUnpickler(file, encoding="bytes").load()
+    except _ForbiddenGlobal as err:
+        raise DataError(
+            f"{where} is refused: loading it would run code (it asks for {err.qualified}, which a "
+            "CIFAR-10 batch never needs). Nothing was executed. Delete the file and download "
+            f"cifar-10-python.tar.gz from {CIFAR10_URL}."
+        ) from err
+    except (pickle.UnpicklingError, EOFError, OSError, zlib.error, ValueError, TypeError,
+            AttributeError, ImportError, IndexError, KeyError) as err:
+        raise DataError(
+            f"{where} is not a readable CIFAR-10 batch ({_reason(err)}). The file is truncated "
+            f"or corrupt: download cifar-10-python.tar.gz again from {CIFAR10_URL}."
+        ) from err
+
+
+def _read_cifar_tar(path: Path, setting: str | None = None):
+    """Arrays of the official archive, read without extracting it; `setting` is the
+    environment variable that chose `path`, if one did (for messages)."""
+    shown = paths.display(path, setting)
+    found = {}
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            for member in tar:
+                base = member.name.rsplit("/", 1)[-1]
+                if member.isfile() and base in _BATCH_FILES:
+                    found[base] = _unpickle(tar.extractfile(member),
+                                            f"{shown} (member {member.name})")
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
+        raise DataError(
+            f"{shown} cannot be read as a tar.gz archive ({_reason(err)}). It may be truncated "
+            f"or not the CIFAR-10 archive: download cifar-10-python.tar.gz again from "
+            f"{CIFAR10_URL}."
+        ) from err
+    return _cifar_arrays(found, shown)
+
+
+def _read_cifar_folder(path: Path, setting: str | None = None):
+    """Arrays of an extracted cifar-10-batches-py/ folder."""
+    found = {}
+    for name in _BATCH_FILES:
+        if (path / name).is_file():
+            with open(path / name, "rb") as f:
+                found[name] = _unpickle(f, paths.display(path / name, setting))
+    return _cifar_arrays(found, paths.display(path, setting))
+
+
+def _cifar_arrays(found: dict, where: str):
+    """(x_train, y_train, x_test, y_test, class names) from unpickled CIFAR-10 batches."""
+    missing = [n for n in (*_TRAIN_BATCHES, _TEST_BATCH) if n not in found]
+    if missing:
+        raise DataError(
+            f"{where} lacks the CIFAR-10 batch files {', '.join(missing)} (it needs data_batch_1 "
+            "to data_batch_5 and test_batch). Extract cifar-10-python.tar.gz again, or point "
+            f"{DATA_ENV_VAR} at the .tar.gz itself."
+        )
+    names = CIFAR10_CLASSES
+    if _META in found:
+        try:
+            names = tuple(n.decode() if isinstance(n, bytes) else str(n)
+                          for n in found[_META][b"label_names"])
+        except (KeyError, TypeError, AttributeError, UnicodeDecodeError) as err:
+            raise DataError(f"{where}: {_META} has no list of b'label_names' ({err}). Extract "
+                            "cifar-10-python.tar.gz again.") from err
+    train = [_batch_arrays(found[n], n, where, len(names)) for n in _TRAIN_BATCHES]
+    x_test, y_test = _batch_arrays(found[_TEST_BATCH], _TEST_BATCH, where, len(names))
+    return (np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train]),
+            x_test, y_test, names)
+
+
+def _batch_arrays(batch, name: str, where: str, num_classes: int):
+    try:
+        x = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        y = np.asarray(batch[b"labels"], dtype=np.int64).reshape(-1)
+    except (KeyError, TypeError, ValueError, IndexError) as err:
+        raise DataError(
+            f"{where}: {name} is not a CIFAR-10 batch (expected b'data' rows of 3,072 bytes and "
+            f"b'labels'; {type(err).__name__}: {err}). Extract cifar-10-python.tar.gz again."
+        ) from err
+    if len(x) != len(y) or (len(y) and not 0 <= y.min() <= y.max() < num_classes):
+        raise DataError(f"{where}: {name} has {len(x)} images but {len(y)} labels, or labels "
+                        f"outside 0..{num_classes - 1}. Extract cifar-10-python.tar.gz again.")
+    return np.ascontiguousarray(x), y

@@ -1,0 +1,110 @@
+"""Noise: how far a measured accuracy or a measured ratio can be trusted.
+
+* An accuracy on n test images is a binomial proportion: its 95% interval (Wilson's).
+* Two models on the *same* test images: an exact McNemar test on the images where exactly
+  one of them is right gives "better", "worse" or "within noise".
+* A ratio measured in rounds (latency, energy): the median over rounds and a distribution-free
+  95% confidence interval of that median (order statistics), read as "faster", "slower" or
+  "no measurable difference".
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+ALPHA = 0.05  # 95% intervals, 5% tests
+# A ratio must differ from 1 by more than this (its whole confidence interval) to be called a
+# difference: XNNPACK runs and cache states make two copies of one model differ by 1-2%.
+RATIO_MARGIN = 0.03
+_Z95 = 1.959963984540054
+
+
+def accuracy_interval(correct: int, n: int) -> tuple[float, float]:
+    """95% Wilson score interval of an accuracy of `correct` out of `n` test images."""
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    if not 0 <= correct <= n:
+        raise ValueError(f"correct must be in [0, {n}], got {correct}")
+    p, z2 = correct / n, _Z95**2
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = _Z95 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def binomial_two_sided(k: int, n: int) -> float:
+    """Exact two-sided p-value of seeing `k` or a more lopsided split of `n` fair coin flips."""
+    if n == 0:
+        return 1.0
+    low = min(k, n - k)
+    tail = sum(math.comb(n, i) for i in range(low + 1))
+    return min(1.0, 2 * tail / 2**n)
+
+
+@dataclass(frozen=True)
+class PairedAccuracy:
+    """Model B against model A on the same test images."""
+
+    difference: float  # accuracy of B minus accuracy of A
+    only_a_right: int  # images A classifies correctly and B does not
+    only_b_right: int
+    p_value: float  # exact McNemar test
+    verdict: str  # "better", "worse" or "within noise" (B against A)
+
+    def __str__(self) -> str:
+        return (f"{100 * self.difference:+.2f} points ({self.verdict}: {self.only_b_right} images only "
+                f"it gets right, {self.only_a_right} only the other; p = {self.p_value:.2g})")
+
+
+def paired_accuracy(correct_a, correct_b, alpha: float = ALPHA) -> PairedAccuracy:
+    """Compare two models from their per-image correctness (boolean arrays over the same test
+    images): an exact McNemar test on the images where they disagree. The verdict is
+    "better" or "worse" (B against A) only if p < alpha, else "within noise"."""
+    a, b = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"Per-image results of the same test images are needed; got shapes {a.shape} and {b.shape}.")
+    only_a, only_b = int(np.sum(a & ~b)), int(np.sum(b & ~a))
+    p = binomial_two_sided(only_b, only_a + only_b)
+    verdict = "within noise" if p >= alpha else ("better" if only_b > only_a else "worse")
+    return PairedAccuracy(float(b.mean() - a.mean()), only_a, only_b, p, verdict)
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """A ratio measured once per round: its median and the 95% confidence interval of the median."""
+
+    median: float
+    low: float
+    high: float
+    rounds: int
+
+    def verdict(self, margin: float = RATIO_MARGIN, words=("faster", "slower")) -> str:
+        """`words[0]` if the whole interval lies below 1 - margin, `words[1]` if above 1 + margin,
+        else "no measurable difference"."""
+        if self.high < 1 - margin:
+            return words[0]
+        if self.low > 1 + margin:
+            return words[1]
+        return "no measurable difference"
+
+    def __str__(self) -> str:
+        return f"{self.median:.2f}x (95% CI {self.low:.2f}-{self.high:.2f}, {self.rounds} rounds)"
+
+
+def median_interval(values, alpha: float = ALPHA) -> Ratio:
+    """Median of per-round values and its distribution-free confidence interval: the k-th smallest
+    and k-th largest values, k the largest rank with P(Binomial(n, 1/2) < k) <= alpha / 2. Under
+    six rounds no such k exists and the interval is the whole range (coverage 1 - 2 / 2**n)."""
+    v = np.sort(np.asarray(values, dtype=float))
+    n = len(v)
+    if n == 0:
+        raise ValueError("No rounds to summarise.")
+    k, cumulative = 1, 0.0
+    for rank in range(1, n // 2 + 1):
+        cumulative += math.comb(n, rank - 1) / 2**n  # P(Binomial < rank)
+        if cumulative <= alpha / 2:
+            k = rank
+        else:
+            break
+    return Ratio(float(np.median(v)), float(v[k - 1]), float(v[n - k]), n)
