@@ -184,20 +184,11 @@ def _row(name: str, s: _Subject, card: ReportCard, ref: _Subject, timing, refere
     speed = timing.latency_ratio(name, reference)
     joules = timing.energy_ratio(name, reference)
     energy_label = "estimated" if card.energy_estimated else "measured"
-    return {
-        "model": name,
-        "accuracy %": round(100 * card.accuracy, 2),
-        "95% interval": f"{100 * card.accuracy_low:.1f}-{100 * card.accuracy_high:.1f}",
+    row = results.card_row(card)
+    row.update({
         "vs ref (points)": round(100 * paired.difference, 2),
         "accuracy verdict": "reference" if is_ref else paired.verdict,
         "McNemar p": round(paired.p_value, 4),
-        "params": card.params,
-        "non-zero params": card.nonzero_params,
-        "sparsity %": round(100 * card.sparsity, 1),
-        "MACs (M)": round(card.macs / 1e6, 3),
-        "non-zero MACs (M)": round(card.nonzero_macs / 1e6, 3),
-        "KiB": round(card.bytes / 1024, 1),
-        "gzip KiB": round(card.gzip_bytes / 1024, 1),
         "latency ms": round(card.latency_ms, 4),
         "p95 ms": round(card.latency_p95_ms, 4),
         "latency x ref": round(speed.median, 3),
@@ -210,8 +201,8 @@ def _row(name: str, s: _Subject, card: ReportCard, ref: _Subject, timing, refere
         "energy x ref": round(joules.median, 3),
         "energy CI": f"{joules.low:.2f}-{joules.high:.2f}",
         "energy verdict": "reference" if is_ref else joules.verdict(words=("less", "more")),
-        "deployed as": card.deployed_as,
-    }
+    })
+    return row
 
 
 def report_card(model, data, *, name: str, lesson: str, profile: profiles.Profile | None = None,

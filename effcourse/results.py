@@ -177,25 +177,26 @@ def load_comparisons(*, since: str | None = None, **filters) -> list[dict]:
 # --------------------------------------------------------------------------- tables of cards
 
 
+def card_row(card: ReportCard) -> dict:
+    """What one card says, as a table row: accuracy and its interval, weights, MACs and size."""
+    return {
+        "model": card.model,
+        "accuracy %": round(100 * card.accuracy, 2),
+        "95% interval": f"{100 * card.accuracy_low:.1f}-{100 * card.accuracy_high:.1f}",
+        "params": card.params,
+        "non-zero params": card.nonzero_params,
+        "sparsity %": round(100 * card.sparsity, 1),
+        "MACs (M)": round(card.macs / 1e6, 3),
+        "non-zero MACs (M)": round(card.nonzero_macs / 1e6, 3),
+        "KiB": round(card.bytes / 1024, 1),
+        "gzip KiB": round(card.gzip_bytes / 1024, 1),
+        "deployed as": card.deployed_as,
+    }
+
+
 def table(cards: Iterable[ReportCard]) -> "pd.DataFrame":
     """Cards side by side, one row per model: what each card says, with no ratio or verdict
     between them (those need models measured together: `report.measure_together`)."""
     import pandas as pd
 
-    cards = list(cards)
-    rows = [
-        {
-            "model": c.model,
-            "accuracy %": round(100 * c.accuracy, 2),
-            "95% interval": f"{100 * c.accuracy_low:.1f}-{100 * c.accuracy_high:.1f}",
-            "params": c.params,
-            "sparsity %": round(100 * c.sparsity, 1),
-            "MACs (M)": round(c.macs / 1e6, 3),
-            "non-zero MACs (M)": round(c.nonzero_macs / 1e6, 3),
-            "KiB": round(c.bytes / 1024, 1),
-            "gzip KiB": round(c.gzip_bytes / 1024, 1),
-            "deployed as": c.deployed_as,
-        }
-        for c in cards
-    ]
-    return pd.DataFrame(rows)
+    return pd.DataFrame([card_row(card) for card in cards])

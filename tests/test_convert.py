@@ -7,17 +7,7 @@ import tf_keras as keras
 from effcourse import convert
 from effcourse.data import ImageData
 from effcourse.litert import LiteRTModel
-from tiny import SHAPE, small_model
-
-
-@pytest.fixture(scope="module")
-def model():
-    return small_model()
-
-
-@pytest.fixture(scope="module")
-def images():
-    return np.random.default_rng(1).random((64, *SHAPE), dtype=np.float32)
+from tiny import SHAPE
 
 
 def tiny_data(n=30) -> ImageData:

@@ -8,26 +8,18 @@ import re
 from pathlib import Path
 
 import pytest
-from test_data import (ALL, NAMES, SMALL, cifar_files, write_batches, write_tar, write_tree,
+from datafiles import (ALL, NAMES, SMALL, cifar_files, write_batches, write_tar, write_tree,
                        write_zip)
 
-from effcourse import data, profiles
-from effcourse.data import cifar10 as data_cifar10
+from effcourse import data
 from effcourse.data import folders as data_folders
 from effcourse.data import imagedata as data_imagedata
 
 
 @pytest.fixture(autouse=True)
-def isolated(monkeypatch, tmp_path, tmp_path_factory):
-    """The working folder in another tmp folder; no real copy, Keras cache or download."""
+def isolated(isolated_data, monkeypatch, tmp_path_factory):
+    """The data loader isolated (see conftest), its working folder in another tmp folder."""
     monkeypatch.setenv("EFFCOURSE_WORKDIR", str(tmp_path_factory.mktemp("workdir")))
-    monkeypatch.delenv(data.DATA_ENV_VAR, raising=False)
-    monkeypatch.setenv(data.OFFLINE_ENV_VAR, "1")
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
-    monkeypatch.setenv(profiles.ENV_VAR, "smoke")
-    monkeypatch.setattr(data_cifar10, "_CHECKOUT_DATA", tmp_path / "checkout-data")
-    monkeypatch.setattr(data_imagedata, "_announced", set())
-    monkeypatch.setattr(data_cifar10, "_failed_download", [])
     monkeypatch.setattr(data_folders, "_CACHE_AFTER_S", 0)  # cache even a tiny tree
 
 

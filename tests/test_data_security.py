@@ -16,24 +16,12 @@ import sys
 
 import numpy as np
 import pytest
-from test_data import ALL, NAMES, SMALL, cifar_files, write_batches, write_tar
+from datafiles import ALL, NAMES, SMALL, cifar_files, write_batches, write_tar
 
-from effcourse import data, paths, profiles
-from effcourse.data import cifar10 as data_cifar10
-from effcourse.data import imagedata as data_imagedata
+from effcourse import data, paths
 
 
-@pytest.fixture(autouse=True)
-def isolated(monkeypatch, tmp_path):
-    """No real copy, Keras cache, download, working folder or earlier banner leaks in."""
-    monkeypatch.setenv("EFFCOURSE_WORKDIR", str(tmp_path / "work"))
-    monkeypatch.delenv(data.DATA_ENV_VAR, raising=False)
-    monkeypatch.setenv(data.OFFLINE_ENV_VAR, "1")
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
-    monkeypatch.setenv(profiles.ENV_VAR, "smoke")
-    monkeypatch.setattr(data_cifar10, "_CHECKOUT_DATA", tmp_path / "checkout-data")
-    monkeypatch.setattr(data_imagedata, "_announced", set())
-    monkeypatch.setattr(data_cifar10, "_failed_download", [])
+pytestmark = pytest.mark.usefixtures("isolated_data")
 
 
 # --------------------------------------------------------------------------- crafted batches

@@ -6,41 +6,15 @@ import importlib
 import numpy as np
 import pytest
 import tensorflow as tf
-import tf_keras as keras
 from tf_keras import layers
 
 from effcourse import convert, internals
 from effcourse.litert import LiteRTModel
 
-SHAPE = (8, 8, 3)
 SCHEMA = "tensorflow.lite.python.schema_py_generated"
 FLATBUFFER_UTILS = "ai_edge_litert.tools.flatbuffer_utils"
 CLUSTER_REGISTRY = ("tensorflow_model_optimization.python.core.quantization.keras.collab_opts."
                     "cluster_preserve.cluster_preserve_quantize_registry")
-
-
-def tiny_model() -> keras.Model:
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([
-        keras.Input(shape=SHAPE),
-        layers.Conv2D(6, 3, padding="same", name="conv"),
-        layers.GlobalAveragePooling2D(),
-        layers.Dense(4, name="logits"),
-    ])
-    rng = np.random.default_rng(0)
-    for layer in (model.layers[0], model.layers[-1]):  # non-zero biases, as after training
-        layer.bias.assign(rng.normal(0, 0.1, layer.bias.shape).astype(np.float32))
-    return model
-
-
-@pytest.fixture(scope="module")
-def model():
-    return tiny_model()
-
-
-@pytest.fixture(scope="module")
-def images():
-    return np.random.default_rng(1).random((32, *SHAPE), dtype=np.float32)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@ import pytest
 
 from effcourse import kerasutil, litert, measure, models
 from effcourse.litert import LiteRTModel
-from tiny import SHAPE, lite_bytes, pruned_copy, small_model
+from tiny import lite_bytes, pruned_copy, small_images
 
 
 @pytest.fixture(scope="module")
@@ -90,21 +90,11 @@ def test_ops_and_side_by_side_comparison(keras_model, images):
     assert builtin.loc["dense", "latency ms"] > 0
 
 
-@pytest.fixture(scope="module")
-def small():
-    return small_model()
-
-
-@pytest.fixture(scope="module")
-def small_images():
-    return np.random.default_rng(1).random((64, *SHAPE), dtype=np.float32)
-
-
 # --------------------------------------------------------------------------- where the bytes go
 
 
-def test_int8_model_size_breakdown_and_distinct_integers(small, small_images):
-    model, images = small, small_images
+def test_int8_model_size_breakdown_and_distinct_integers(model):
+    images = small_images()
     clustered = kerasutil.clone(model)
     for _, layer in kerasutil.weighted_layers(clustered):  # four shared values per kernel, like clustering leaves
         w = layer.kernel.numpy()
@@ -132,8 +122,8 @@ def tensor_names(content: bytes) -> list:
     return [tensor.name for subgraph in model.subgraphs for tensor in subgraph.tensors if tensor.name]
 
 
-def test_strip_names_drops_the_names_and_keeps_the_model(small, small_images):
-    model, images = small, small_images
+def test_strip_names_drops_the_names_and_keeps_the_model(model):
+    images = small_images()
     content = lite_bytes(model, int8_images=images)
     stripped = litert.strip_names(content)
     assert tensor_names(content) and not tensor_names(stripped)
@@ -146,8 +136,8 @@ def test_strip_names_drops_the_names_and_keeps_the_model(small, small_images):
     assert before[rest] - after[rest] == len(content) - len(stripped)
 
 
-def test_size_table_compares_like_with_like(small, small_images):
-    model, images = small, small_images
+def test_size_table_compares_like_with_like(model):
+    images = small_images()
     float_bytes, int8_bytes = lite_bytes(model), lite_bytes(model, int8_images=images)
     table = litert.size_table({"float32": float_bytes, "int8": int8_bytes})
     assert list(table.index) == ["float32", "int8"]

@@ -2,7 +2,6 @@
 import numpy as np
 import pandas as pd
 import pytest
-import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 from tf_keras import layers

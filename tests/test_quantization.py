@@ -1,22 +1,10 @@
 import numpy as np
 import pytest
-import tensorflow as tf
 import tf_keras as keras
-from tf_keras import layers
 
 from effcourse import internals, kerasutil
 from effcourse import quantization as quant
-from tiny import SHAPE, small_model
 
-
-@pytest.fixture(scope="module")
-def model():
-    return small_model()
-
-
-@pytest.fixture(scope="module")
-def images():
-    return np.random.default_rng(1).random((64, *SHAPE), dtype=np.float32)
 
 def channels_of_different_sizes(seed=0) -> np.ndarray:
     """A conv-like kernel (3, 3, 4, 5) whose output channels span two orders of magnitude."""

@@ -26,6 +26,11 @@ def small_model(seed: int = 0) -> keras.Model:
     return model
 
 
+def small_images(n: int = 64) -> np.ndarray:
+    """`n` random float images in [0, 1] of the small model's shape."""
+    return np.random.default_rng(1).random((n, *SHAPE), dtype=np.float32)
+
+
 def lite_bytes(model, int8_images=None) -> bytes:
     """`model` as float32 LiteRT bytes, or full-integer int8 calibrated on `int8_images`."""
     if int8_images is None:
