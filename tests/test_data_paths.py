@@ -118,3 +118,23 @@ def test_cifar10_sources_and_fallbacks_name_no_absolute_path(tmp_path, monkeypat
     assert "from ~/.keras/datasets/cifar-10-batches-py (Keras cache)" in home_out
     for text in (message, out, keras_out, home_out):
         assert_no_absolute_path(text, tmp_path)
+
+
+def test_a_copy_the_system_will_not_let_us_read_is_a_data_error(tmp_path, monkeypatch):
+    """Permission denied (simulated: root reads everything) becomes a DataError naming the file
+    as the setting chose it, not an OSError with this machine's absolute path."""
+    folder = write_batches(tmp_path / "cifar-10-batches-py", cifar_files()[0])
+    real_open = open
+
+    def denied(file, *args, **kwargs):
+        if str(file).endswith("data_batch_3"):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", denied)
+    monkeypatch.setenv(data.DATA_ENV_VAR, str(folder))
+    with pytest.raises(data.DataError) as err:
+        data.load_cifar10(profile=ALL)
+    message = str(err.value)
+    assert "$EFFCOURSE_DATA/data_batch_3 cannot be read" in message and "Permission denied" in message
+    assert str(tmp_path) not in message

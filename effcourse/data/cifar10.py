@@ -13,7 +13,8 @@ from .batches import (_BATCH_FILES, _BATCHES_DIR, _TAR_NAME, _read_cifar_folder,
                       _read_cifar_tar)
 from .folders import _load_tree
 from .imagedata import (CIFAR10_CLASSES, DATA_ENV_VAR, OFFLINE_ENV_VAR, DataError, ImageData,
-                        _announce, _check_fraction, _described, _from_arrays, _profile, _reason)
+                        _announce, _check_fraction, _described, _from_arrays, _profile, _reason,
+                        _unreadable)
 from .synthetic import synthetic_cifar10
 from .trees import _hidden
 
@@ -81,16 +82,19 @@ def _load_local(path: Path, origin: str, setting: str | None = None, **split) ->
             "cifar-10-python.tar.gz, its extracted cifar-10-batches-py/ folder, or a "
             f"class-per-folder image tree or zip{unset if setting == DATA_ENV_VAR else ''}."
         )
-    if path.is_dir():
-        path = _official_in(path) or path
-    kind = _kind(path, setting)
-    if kind == "tree":
-        return _load_tree(path, origin, image_size=(32, 32), test_fraction=0.2, name=None,
-                          setting=setting, **split)
-    if kind == "tar":
-        arrays, source = _read_cifar_tar(path, setting), f"CIFAR-10: {path.name}"
-    else:
-        arrays, source = _read_cifar_folder(path, setting), f"CIFAR-10: batches folder {path.name}"
+    try:
+        if path.is_dir():
+            path = _official_in(path) or path
+        kind = _kind(path, setting)
+        if kind == "tree":
+            return _load_tree(path, origin, image_size=(32, 32), test_fraction=0.2, name=None,
+                              setting=setting, **split)
+        if kind == "tar":
+            arrays, source = _read_cifar_tar(path, setting), f"CIFAR-10: {path.name}"
+        else:
+            arrays, source = _read_cifar_folder(path, setting), f"CIFAR-10: batches folder {path.name}"
+    except OSError as err:  # permission denied and the like, wherever in the copy it happens
+        raise _unreadable(err, path, setting) from err
     return _announce(_from_arrays(*arrays, source, **split), split["profile"],
                      _described(path, origin, setting))
 

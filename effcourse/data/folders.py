@@ -15,7 +15,7 @@ import numpy as np
 from effcourse import paths
 
 from .imagedata import (CIFAR10_CLASSES, DataError, ImageData, _announce, _check_fraction,
-                        _described, _profile, _select, _take)
+                        _described, _profile, _select, _take, _unreadable)
 from .trees import _Tree
 
 # Decoded image trees are cached when decoding took longer than this; the full CIFAR-10
@@ -40,9 +40,12 @@ def load_image_folder(path, *, image_size=(32, 32), profile=None, validation_fra
     if not path.exists():
         raise DataError(f"{paths.display(path)} does not exist. Give the path of a folder of "
                         "class folders (or a .zip of one).")
-    return _load_tree(path, "the path argument", image_size=tuple(image_size), profile=profile,
-                      validation_fraction=validation_fraction, test_fraction=test_fraction,
-                      seed=seed, name=name)
+    try:
+        return _load_tree(path, "the path argument", image_size=tuple(image_size), profile=profile,
+                          validation_fraction=validation_fraction, test_fraction=test_fraction,
+                          seed=seed, name=name)
+    except OSError as err:  # permission denied and the like
+        raise _unreadable(err, path) from err
 
 
 def _load_tree(path: Path, origin: str, *, image_size, profile, validation_fraction,

@@ -121,6 +121,13 @@ def _described(path: Path, origin: str, setting: str | None = None) -> str:
     return f"{shown} ({origin})"
 
 
+def _unreadable(err: OSError, fallback: Path, setting: str | None = None) -> DataError:
+    """A DataError for a file or folder the operating system would not let us read."""
+    where = paths.display(err.filename or fallback, setting)
+    return DataError(f"{where} cannot be read ({_reason(err)}). Check that it exists and that you "
+                     "may read it (permissions), or point to another copy.")
+
+
 def _reason(err: BaseException) -> str:
     """`Type: message` of an exception, without the absolute file name an OSError carries."""
     text = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
