@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from effcourse import kerasutil, litert, measure, models
+from effcourse import internals, kerasutil, litert, measure, models
 from effcourse.litert import LiteRTModel
 from tiny import lite_bytes, pruned_copy, small_images
 
@@ -116,9 +116,7 @@ def test_int8_model_size_breakdown_and_distinct_integers(model):
 
 
 def tensor_names(content: bytes) -> list:
-    from ai_edge_litert.tools import flatbuffer_utils
-
-    model = flatbuffer_utils.read_model_from_bytearray(bytearray(content))
+    model = internals.flatbuffer_model(content)
     return [tensor.name for subgraph in model.subgraphs for tensor in subgraph.tensors if tensor.name]
 
 
