@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +18,9 @@ _PEAK_CELL = (
     "except ImportError:  # Windows\n    _peak = -1\n"
     f"print('{_PEAK_MARK}', _peak)"
 )
+
+
+HEARTBEAT_S = 60  # a cell that runs longer is reported again this often
 
 
 class CourseError(RuntimeError):
@@ -59,10 +63,17 @@ def _code_cell_sections(cells: list) -> dict[int, tuple[int, str]]:
     return numbered
 
 
-def _progress_line(lesson: str, number: int, total: int, section: str, seconds: float) -> str:
-    """`  01_baseline  cell 12/29  3. A better baseline  2:34`, shortened to under 100 columns."""
+def _clock(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
-    head, tail = f"  {lesson}  cell {number}/{total}  ", f"  {minutes}:{secs:02d}"
+    return f"{minutes}:{secs:02d}"
+
+
+def _progress_line(lesson: str, number: int, total: int, section: str, seconds: float,
+                   running: float | None = None) -> str:
+    """`  01_baseline  cell 12/29  3. A better baseline  2:34` (time since the lesson started,
+    and with `running`, how long this cell has run), shortened to under 100 columns."""
+    still = f", cell running {_clock(running)}" if running is not None else ""
+    head, tail = f"  {lesson}  cell {number}/{total}  ", f"  {_clock(seconds)}{still}"
     room = 99 - len(head) - len(tail)
     if len(section) > room:
         section = section[: max(room - 1, 0)] + "…"
@@ -71,6 +82,49 @@ def _progress_line(lesson: str, number: int, total: int, section: str, seconds: 
 
 def _print_progress(line: str) -> None:
     print(line, flush=True)
+
+
+class _Progress:
+    """Reports each code cell of a lesson as it starts, and again every `every` seconds while it
+    runs, so a long training cell is not minutes of silence."""
+
+    def __init__(self, lesson: str, cells: dict[int, tuple[int, str]], report: Callable[[str], None],
+                 every: float | None = None):
+        self.lesson, self.cells, self.report = lesson, cells, report
+        self.every = every or HEARTBEAT_S
+        self.start = time.perf_counter()
+        self.current: tuple[int, str, float] | None = None  # number, section, when it started
+        self.last = self.start  # when the last line was reported
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._beat, daemon=True)
+
+    def __enter__(self) -> "_Progress":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def cell_started(self, cell, cell_index: int) -> None:
+        """nbclient's `on_cell_execute` hook."""
+        if cell_index in self.cells:
+            now = time.perf_counter()
+            number, section = self.cells[cell_index]
+            with self._lock:
+                self.current, self.last = (number, section, now), now
+                self.report(_progress_line(self.lesson, number, len(self.cells), section, now - self.start))
+
+    def _beat(self) -> None:
+        while not self._stop.wait(min(1.0, self.every / 4)):
+            with self._lock:
+                now = time.perf_counter()
+                if self.current is not None and now - self.last >= self.every:
+                    number, section, began = self.current
+                    self.last = now
+                    self.report(_progress_line(self.lesson, number, len(self.cells), section,
+                                               now - self.start, running=now - began))
 
 
 def _kernel_config():
@@ -90,8 +144,8 @@ def _kernel_config():
 def run_notebook(path: Path, output: Path, timeout: int | None = None,
                  progress: Callable[[str], None] | None = None) -> NotebookRun:
     """Execute one notebook in a fresh kernel (the profile comes from the environment) and save it
-    to `output`. Before each code cell runs, `progress` (default: print) gets a line naming the
-    lesson, the cell, its section and the time so far."""
+    to `output`. Before each code cell runs, and every HEARTBEAT_S while it runs, `progress`
+    (default: print) gets a line naming the lesson, the cell, its section and the time so far."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
@@ -99,20 +153,15 @@ def run_notebook(path: Path, output: Path, timeout: int | None = None,
     nb = nbformat.read(path, as_version=4)
     cells = _code_cell_sections(nb.cells)  # before the measuring cell is appended: it is not shown
     nb.cells.append(nbformat.v4.new_code_cell(_PEAK_CELL))
-    report = progress or _print_progress
-
-    def on_cell_execute(cell, cell_index):
-        if cell_index in cells:
-            number, section = cells[cell_index]
-            report(_progress_line(path.stem, number, len(cells), section, time.perf_counter() - start))
-
+    tracker = _Progress(path.stem, cells, progress or _print_progress)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", coalesce_streams=True,
                             resources={"metadata": {"path": str(path.parent)}},
-                            on_cell_execute=on_cell_execute, config=_kernel_config())
+                            on_cell_execute=tracker.cell_started, config=_kernel_config())
     output.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     try:
-        client.execute()
+        with tracker:
+            client.execute()
     except CellExecutionError as err:
         nb.cells.pop()
         nbformat.write(nb, output)

@@ -56,11 +56,22 @@ def test_run_notebook_reports_each_code_cell_with_its_section(tmp_path):
     assert lines[1].split()[-1].count(":") == 1  # elapsed m:ss
 
 
+def test_a_long_cell_is_reported_again_while_it_runs(tmp_path, monkeypatch):
+    monkeypatch.setattr(course, "HEARTBEAT_S", 0.5)
+    source = write_notebook(tmp_path / "01_slow.ipynb", "import time\ntime.sleep(2.2)", "x = 1")
+    lines = []
+    course.run_notebook(source, tmp_path / "out.ipynb", progress=lines.append)
+    running = [line for line in lines if "cell running" in line]
+    assert lines[0].startswith("  01_slow  cell 1/2") and "cell 2/2" in lines[-1]
+    assert len(running) >= 2 and all("cell 1/2" in line for line in running)  # only the slow cell
+
+
 def test_progress_line_fits_in_100_columns():
     line = course._progress_line("02_pruning", 12, 29, "3. A very long section title " * 5, 154.9)
     assert line.startswith("  02_pruning  cell 12/29  3. A very long") and line.endswith("…  2:34")
     assert len(line) < 100
     assert course._progress_line("01_a", 1, 2, "", 3725) == "  01_a  cell 1/2    62:05"
+    assert course._progress_line("01_a", 1, 2, "", 75, running=61).endswith("1:15, cell running 1:01")
 
 
 def test_kernel_transport_warning_does_not_reach_the_terminal(tmp_path, capfd):
