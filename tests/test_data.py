@@ -396,7 +396,7 @@ def test_image_data_helpers():
     first = next(iter(d.train_dataset(augment=True)))
     assert tuple(first[0].shape) == (SMALL.batch_size, 32, 32, 3)
     assert sum(len(b[1]) for b in d.val_dataset()) == 20
-    assert sum(len(b[1]) for b in d.test_dataset(batch_size=16)) == 50
+    assert sum(len(b[1]) for b in d.val_dataset(batch_size=16)) == 20
 
 
 def test_show_samples():

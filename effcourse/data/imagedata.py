@@ -91,10 +91,6 @@ class ImageData:
         """Validation batches of normalised images, in order."""
         return pipeline(self.x_val, self.y_val, batch_size=batch_size or self.batch_size)
 
-    def test_dataset(self, batch_size: int | None = None):
-        """Test batches of normalised images, in order."""
-        return pipeline(self.x_test, self.y_test, batch_size=batch_size or self.batch_size)
-
 
 # --------------------------------------------------------------------------- arguments, messages
 
