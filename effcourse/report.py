@@ -71,7 +71,7 @@ def _subject(name: str, model, data, x_test: np.ndarray, threads: int) -> _Subje
     )
 
 
-@dataclass
+@dataclass(repr=False)
 class Comparison:
     """Models measured together: their cards, and a table of ratios and verdicts against a reference."""
 
@@ -112,6 +112,9 @@ class Comparison:
 
         with pd.option_context("display.width", 100, "display.max_columns", None):
             return f"{self.title}\n{self.summary().to_string()}\n{self.conditions()}"
+
+    def __repr__(self) -> str:
+        return str(self)
 
     def _repr_html_(self) -> str:
         return (f"<p><b>{html.escape(self.title)}</b></p>{self.summary().to_html()}"

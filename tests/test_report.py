@@ -123,6 +123,7 @@ def test_models_measured_together_get_ratios_and_verdicts(tiny_data):
     assert stored["id"] == together.id and stored["title"] == "Does depth cost time?"
     assert [row["model"] for row in stored["rows"]] == list(table.index)
     assert "interleaved rounds" in together.conditions() and "McNemar" in together.conditions()
+    assert repr(together).startswith("Does depth cost time?\n") and "Report card" not in repr(together)
     # readable in a 100-column terminal
     text = cli.format_comparison(stored)
     assert all(len(line) <= 100 for line in text.splitlines()) and "twice the work" in text
