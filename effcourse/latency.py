@@ -8,7 +8,7 @@ process, a frequency change) hits every model alike instead of one model's whole
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Mapping
 
 import numpy as np
@@ -73,11 +73,6 @@ class Interleaved:
     warmup: int
     energy_method: str  # the label of the energy readings, "measured: ..." or "estimated: ..."
     energy_measured: bool
-    order_seed: int = 0
-    names: list[str] = field(init=False)
-
-    def __post_init__(self):
-        self.names = list(self.times_ms)
 
     @property
     def rounds(self) -> int:
@@ -146,7 +141,7 @@ def interleaved(runners: Mapping[str, Callable[[], object]], *, runs: int, warmu
                     row[j] = time.perf_counter() - start
             joules[name][r] = meter.reading.per(block)
     return Interleaved({n: t * 1e3 for n, t in times.items()}, joules, threads, warmup,
-                       meter.method_label, meter.reading.measured, seed)
+                       meter.method_label, meter.reading.measured)
 
 
 def interleaved_throughput(batch_runners: Mapping[str, Callable[[], object]], batch_size: int,
