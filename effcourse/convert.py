@@ -97,8 +97,9 @@ def converter_for(model: "keras.Model", kind: str = "float32", *, data=None, per
 
 
 def to_litert(model: "keras.Model", kind: str = "float32", *, data=None, per_tensor: bool = False,
-              name: str | None = None) -> "LiteRTModel":
-    """`model` converted to LiteRT as `kind` (see `converter_for`), ready to run and measure."""
+              name: str | None = None, num_threads: int | None = None) -> "LiteRTModel":
+    """`model` converted to LiteRT as `kind` (see `converter_for`), ready to run and measure on
+    `num_threads` threads (default: this machine's)."""
     from .litert import LiteRTModel
 
     converter = converter_for(model, kind, data=data, per_tensor=per_tensor)
@@ -111,4 +112,4 @@ def to_litert(model: "keras.Model", kind: str = "float32", *, data=None, per_ten
             "Strip the toolkit's training wrappers first (strip_pruning, strip_clustering), or "
             "measure a model made of the layers LiteRT supports."
         ) from err
-    return LiteRTModel(content, name=name or f"{getattr(model, 'name', 'model')} ({kind})")
+    return LiteRTModel(content, name=name or f"{getattr(model, 'name', 'model')} ({kind})", num_threads=num_threads)

@@ -60,8 +60,7 @@ def _subject(name: str, model, data, x_test: np.ndarray, threads: int) -> _Subje
     if isinstance(model, keras.Model):
         _check_input_shape(model.input_shape[1:], data)
         logits = model.predict(x_test, batch_size=THROUGHPUT_BATCH, verbose=0)
-        converted = convert.to_litert(model, "float32", name=name)
-        lite = LiteRTModel(converted.content, name=name, num_threads=threads)
+        lite = convert.to_litert(model, "float32", name=name, num_threads=threads)
         return _Subject(name, "keras", lite, "float32 LiteRT, converted from Keras (XNNPACK)",
                         measure.correct(logits, x_test, data.y_test), measure.parameters(model),
                         measure.macs(model), measure.sparsity(model))
