@@ -16,11 +16,14 @@ def run_header() -> profiles.Profile:
 
 
 def show_source(*objects):
-    """Display the source code of package functions, so the notebook shows what it calls."""
-    from IPython.display import Code, display
+    """Display the source code of package functions, so the notebook shows what it calls.
+
+    As a Markdown code block: JupyterLab and the website highlight it without a style sheet
+    stored in every output."""
+    from IPython.display import Markdown, display
 
     for obj in objects:
-        display(Code(inspect.getsource(obj), language="python"))
+        display(Markdown(f"```python\n{inspect.getsource(obj)}```"))
 
 
 def check(condition: bool, claim: str) -> None:

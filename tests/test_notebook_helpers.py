@@ -27,7 +27,8 @@ def test_show_source_displays_code(monkeypatch):
     shown = []
     monkeypatch.setattr("IPython.display.display", shown.append)
     notebook.show_source(notebook.check)
-    assert "def check(" in shown[0].data
+    assert "def check(" in shown[0].data and shown[0].data.startswith("```python")
+    assert "<style" not in shown[0].data
 
 
 def test_learning_curves_draw_each_model():

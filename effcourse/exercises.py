@@ -1,0 +1,250 @@
+"""Exercises: the learner fills in a function, `check(function)` says "passed" or what is wrong.
+
+A check calls the learner's function on a few inputs and tests what the answer must satisfy
+(its type, shape, a property, the package's own count for a real layer). A wrong answer is
+told which input failed and what kind of answer was expected, never the answer itself. An
+exercise left as it came (`raise NotImplementedError`, or a body that returns nothing) is
+"not answered yet": nothing fails, so a notebook with open exercises still runs end to end.
+The teachers' solutions are in `effcourse.solutions`; `show_solution` displays one.
+"""
+from __future__ import annotations
+
+import html
+import inspect
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+PASSED, NOT_ANSWERED, NOT_YET = "passed", "not answered yet", "not yet"
+
+
+class Wrong(Exception):
+    """What is wrong with an answer, in words for the learner."""
+
+
+class _NotAnswered(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Result:
+    """The outcome of one check: its status and the message for the learner."""
+
+    exercise: str
+    status: str
+    message: str
+
+    @property
+    def passed(self) -> bool:
+        return self.status == PASSED
+
+    def __str__(self) -> str:
+        return f"{self.exercise}: {self.status}. {self.message}".rstrip()
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        colour = {PASSED: "#1a7f37", NOT_ANSWERED: "#6e7781", NOT_YET: "#b35900"}[self.status]
+        return (f'<p style="border-left: 4px solid {colour}; padding-left: 8px">'
+                f'<b>{html.escape(self.exercise)}: {self.status}.</b> {html.escape(self.message)}</p>')
+
+
+_CHECKS: dict[str, tuple[Callable[[Callable], None], str]] = {}
+
+
+def _exercise(praise: str):
+    """Register a check for the learner's function of its name (without `_check_`), with what
+    a passing answer has got right."""
+    def register(check: Callable[[Callable], None]) -> Callable[[Callable], None]:
+        _CHECKS[check.__name__.removeprefix("_check_")] = (check, praise)
+        return check
+    return register
+
+
+def exercises() -> list[str]:
+    """The names of the functions the course's exercises ask for."""
+    return sorted(_CHECKS)
+
+
+def check(function: Callable) -> Result:
+    """Check the learner's `function` (found by its name) and return the verdict to display."""
+    name = getattr(function, "__name__", None)
+    if name not in _CHECKS:
+        raise KeyError(f"No exercise asks for a function named {name!r}. Keep the name the exercise cell "
+                       f"gives it; the exercises are: {', '.join(exercises())}.")
+    run_check, praise = _CHECKS[name]
+    try:
+        run_check(function)
+    except _NotAnswered:
+        return Result(name, NOT_ANSWERED, "Fill in the function's body, run its cell, then this one.")
+    except Wrong as wrong:
+        return Result(name, NOT_YET, str(wrong))
+    return Result(name, PASSED, praise)
+
+
+def show_solution(name: str) -> None:
+    """Display a teacher's solution (the lessons keep this cell collapsed)."""
+    from IPython.display import Markdown, display
+
+    from . import solutions
+
+    display(Markdown(f"```python\n{inspect.getsource(getattr(solutions, name))}```"))
+
+
+def _call(function: Callable, *args, described: str):
+    """The learner's answer for `args`, or why it is not one."""
+    try:
+        answer = function(*args)
+    except NotImplementedError:
+        raise _NotAnswered from None
+    except Exception as error:  # the learner's code may raise anything; say which input made it
+        raise Wrong(f"For {described} your function raised {type(error).__name__}: {error}") from None
+    if answer is None:
+        raise _NotAnswered
+    return answer
+
+
+def _whole_number(answer, described: str) -> int:
+    if isinstance(answer, (bool, np.bool_)) or not isinstance(answer, (int, np.integer, float, np.floating)):
+        raise Wrong(f"For {described} your function returned {type(answer).__name__}; expected a number.")
+    if float(answer) != int(answer) or answer < 0:
+        raise Wrong(f"For {described} your function returned {answer}; a count is a whole number, not negative.")
+    return int(answer)
+
+
+# Lesson 01 ------------------------------------------------------------------------------
+
+
+def _conv_layer(height: int, in_channels: int, out_channels: int, kernel_size: int):
+    """A real Keras convolution ('same' padding, stride 1) on a height x height input."""
+    import tf_keras as keras
+
+    model = keras.Sequential([keras.Input((height, height, in_channels)),
+                              keras.layers.Conv2D(out_channels, kernel_size, padding="same")])
+    return model
+
+
+_CONV_CASES = [  # (height, width, in, out, kernel): the reference CNN's first layers, and a 1x1
+    (32, 32, 3, 32, 3), (32, 32, 32, 32, 3), (16, 16, 32, 64, 3), (8, 8, 64, 48, 1), (4, 6, 5, 7, 5)]
+
+
+def _conv_description(height, width, in_channels, out_channels, kernel_size) -> str:
+    return (f"a {kernel_size}x{kernel_size} convolution from {in_channels} to {out_channels} channels "
+            f"with a {height}x{width} output")
+
+
+@_exercise("You count what the package's measure.layer_macs counts.")
+def _check_conv_macs(function: Callable) -> None:
+    from .measure import layer_macs
+
+    for case in _CONV_CASES:
+        height, width, in_channels, out_channels, kernel_size = case
+        described = _conv_description(*case)
+        answer = _whole_number(_call(function, *case, described=described), described)
+        model = _conv_layer(height, in_channels, out_channels, kernel_size)
+        per_position = layer_macs(model)[0].macs // (height * height)
+        expected = per_position * height * width
+        if answer != expected:
+            hint = ("the count should not depend on the bias (an addition, not a multiply-accumulate)"
+                    if answer == expected + out_channels * height * width else
+                    "every output position of every output channel needs kernel x kernel x input-channels MACs")
+            raise Wrong(f"For {described} your function gives {answer:,}, not what the package counts: {hint}.")
+
+
+@_exercise("Kernel and bias: the parameters Keras reports for every convolution.")
+def _check_conv_parameters(function: Callable) -> None:
+    for case in _CONV_CASES:
+        height, width, in_channels, out_channels, kernel_size = case
+        described = _conv_description(*case)
+        answer = _whole_number(_call(function, in_channels, out_channels, kernel_size,
+                                     described=described), described)
+        expected = _conv_layer(height, in_channels, out_channels, kernel_size).count_params()
+        if answer != expected:
+            hint = ("the bias has one parameter per output channel" if answer == expected - out_channels else
+                    "the parameters do not depend on the image size" if answer % (height * width) == 0 else
+                    "count the kernel's weights and the bias")
+            raise Wrong(f"For {described} your function gives {answer:,}, not what Keras counts: {hint}.")
+
+
+# Lesson 02 ------------------------------------------------------------------------------
+
+
+def _kernel(seed: int, shape=(3, 3, 8, 16)) -> np.ndarray:
+    return np.random.default_rng(seed).normal(0, 0.1, shape).astype(np.float32)
+
+
+@_exercise("Your mask keeps the largest weights at the sparsity asked for.")
+def _check_magnitude_mask(function: Callable) -> None:
+    for seed, shape, sparsity in [(0, (3, 3, 8, 16), 0.5), (1, (3, 3, 8, 16), 0.8), (2, (64, 10), 0.9),
+                                  (3, (5, 7), 0.0)]:
+        weights = _kernel(seed, shape)
+        described = f"a {shape} kernel at sparsity {sparsity}"
+        mask = np.asarray(_call(function, weights.copy(), sparsity, described=described))
+        if mask.shape != weights.shape:
+            raise Wrong(f"For {described} your mask has shape {mask.shape}; it must have the weights' shape.")
+        if not (mask.dtype == bool or np.isin(mask, (0, 1)).all()):
+            raise Wrong(f"For {described} your mask holds values other than keep (1/True) and drop (0/False).")
+        mask = mask.astype(bool)
+        zeros = weights.size - int(mask.sum())
+        if abs(zeros - round(sparsity * weights.size)) > 1:
+            raise Wrong(f"For {described} your mask drops {zeros} of {weights.size} weights; "
+                        "the share dropped should be the sparsity.")
+        if mask.any() and not mask.all() and np.abs(weights[mask]).min() < np.abs(weights[~mask]).max():
+            raise Wrong(f"For {described} your mask drops a weight larger in magnitude than one it keeps; "
+                        "keep the largest |w|, whatever their sign.")
+
+
+@_exercise("Your ranking puts the filters with the smallest L1 norm first.")
+def _check_rank_filters_l1(function: Callable) -> None:
+    for seed in (0, 1):
+        kernel = _kernel(seed)
+        kernel[..., 5] *= 0.01  # one clearly weak filter
+        kernel[..., 9] *= -3    # one strong filter with mostly negative weights
+        described = f"a {kernel.shape} kernel"
+        order = np.asarray(_call(function, kernel.copy(), described=described))
+        if order.shape != (kernel.shape[-1],) or sorted(order.tolist()) != list(range(kernel.shape[-1])):
+            raise Wrong(f"For {described} your answer is not an ordering of the {kernel.shape[-1]} filter indices "
+                        "(each output channel once).")
+        norms = np.abs(kernel).reshape(-1, kernel.shape[-1]).sum(axis=0)
+        if not np.all(np.diff(norms[order]) >= 0):
+            if np.all(np.diff(norms[order]) <= 0):
+                raise Wrong(f"For {described} your ranking is strongest first; the weakest filter comes first.")
+            squares = (kernel ** 2).reshape(-1, kernel.shape[-1]).sum(axis=0)
+            if np.all(np.diff(squares[order]) >= 0):
+                raise Wrong(f"For {described} you ranked by the sum of squares (L2); the L1 norm sums |w|.")
+            raise Wrong(f"For {described} your order is not by the filters' L1 norms: a filter is the last axis "
+                        "of a Conv2D kernel, and its L1 norm is the sum of |w| over the other three axes.")
+
+
+# Lesson 03 ------------------------------------------------------------------------------
+
+
+@_exercise("Symmetric, per channel, 255 levels, and every weight within half a step.")
+def _check_quantize_per_channel(function: Callable) -> None:
+    for seed, shape in [(0, (3, 3, 8, 16)), (1, (1, 1, 4, 6))]:
+        kernel = _kernel(seed, shape)
+        kernel[..., 0] *= 20  # channels of very different ranges: a per-tensor scale fails here
+        described = f"a {shape} kernel whose channels have very different ranges"
+        answer = _call(function, kernel.copy(), described=described)
+        if not (isinstance(answer, tuple) and len(answer) == 2):
+            raise Wrong(f"For {described} return two things: the int8 values and the scales.")
+        q, scale = (np.asarray(a) for a in answer)
+        if q.shape != kernel.shape:
+            raise Wrong(f"For {described} your integers have shape {q.shape}; they need the kernel's shape.")
+        if not np.issubdtype(q.dtype, np.integer) and not np.array_equal(q, np.round(q)):
+            raise Wrong(f"For {described} your quantized values are not whole numbers.")
+        if np.abs(q).max() > 127:
+            raise Wrong(f"For {described} a value falls outside -127..127, the symmetric int8 range.")
+        if scale.shape != (shape[-1],):
+            raise Wrong(f"For {described} your scales have shape {scale.shape}; per channel means one scale per "
+                        f"output channel, shape ({shape[-1]},).")
+        error = np.abs(q * scale - kernel)
+        if not np.all(error <= scale / 2 * (1 + 1e-5) + 1e-12):
+            raise Wrong(f"For {described} some weight is further than half a step (scale / 2) from its "
+                        "dequantized value q x scale: round to the nearest level.")
+        peak = np.abs(q).reshape(-1, shape[-1]).max(axis=0)
+        if not np.all(peak == 127):
+            raise Wrong(f"For {described} some channel does not use the whole range: its largest |w| should "
+                        "map to 127, so the scale is that channel's max |w| / 127.")

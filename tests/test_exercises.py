@@ -1,0 +1,75 @@
+"""Every exercise's check passes the teachers' solution, fails a typical wrong answer with a
+message that says what is wrong without giving the answer, and waits for an unanswered one."""
+import numpy as np
+import pytest
+
+from effcourse import exercises, solutions
+
+
+def _unanswered(*args):
+    raise NotImplementedError
+
+
+def _named(name, function):
+    function.__name__ = name
+    return function
+
+
+def test_every_exercise_has_a_solution_that_passes():
+    for name in exercises.exercises():
+        result = exercises.check(getattr(solutions, name))
+        assert result.passed, result
+
+
+@pytest.mark.parametrize("name", exercises.exercises())
+def test_an_unanswered_exercise_waits_without_failing(name):
+    for body in (_unanswered, lambda *args: None):
+        result = exercises.check(_named(name, body))
+        assert result.status == exercises.NOT_ANSWERED and "Fill in" in result.message
+
+
+WRONG = {  # a typical mistake for each exercise, and what the message must point at
+    "conv_macs": (lambda h, w, cin, cout, k: h * w * cout * (k * k * cin + 1), "bias"),
+    "conv_parameters": (lambda cin, cout, k: k * k * cin * cout, "bias"),
+    "magnitude_mask": (lambda w, s: w > np.quantile(w, s), "|w|"),
+    "rank_filters_l1": (lambda k: np.argsort((k ** 2).reshape(-1, k.shape[-1]).sum(0)), "L2"),
+    "quantize_per_channel": (lambda k: (np.round(k / (np.abs(k).max() / 127)).astype(np.int8),
+                                        np.full(k.shape[-1], np.abs(k).max() / 127)), "range"),
+}
+
+
+@pytest.mark.parametrize("name", exercises.exercises())
+def test_a_typical_wrong_answer_is_told_what_is_wrong_not_the_answer(name):
+    wrong, hint = WRONG[name]
+    result = exercises.check(_named(name, wrong))
+    assert result.status == exercises.NOT_YET and hint in result.message, result
+    assert "For a" in result.message, "the message names the input that failed"
+    if name == "conv_macs":  # the message quotes the learner's number, never the right one
+        assert "917,504" in result.message and "884,736" not in result.message
+
+
+def test_wrong_kinds_of_answer_are_named():
+    assert "expected a number" in exercises.check(_named("conv_macs", lambda *a: "many")).message
+    assert "shape" in exercises.check(_named("magnitude_mask", lambda w, s: np.ones(3, bool))).message
+    crash = exercises.check(_named("rank_filters_l1", lambda k: k.foo))
+    assert crash.status == exercises.NOT_YET and "AttributeError" in crash.message
+    per_tensor = exercises.check(_named("quantize_per_channel", lambda k: solutions.quantize_per_channel(k)[0]))
+    assert "two things" in per_tensor.message
+
+
+def test_a_function_no_exercise_asks_for_is_refused_with_the_names():
+    with pytest.raises(KeyError, match="conv_macs"):
+        exercises.check(_named("my_function", lambda: 1))
+
+
+def test_results_display_as_text_and_html():
+    result = exercises.check(solutions.conv_macs)
+    assert str(result).startswith("conv_macs: passed.")
+    assert "<b>conv_macs: passed.</b>" in result._repr_html_()
+
+
+def test_show_solution_displays_the_source(monkeypatch):
+    shown = []
+    monkeypatch.setattr("IPython.display.display", shown.append)
+    exercises.show_solution("conv_macs")
+    assert shown[0].data.startswith("```python\ndef conv_macs(")
