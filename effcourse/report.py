@@ -89,6 +89,23 @@ class Comparison:
         size, latency and energy as ratios to the reference with the latency verdict."""
         return self.table[self.SUMMARY]
 
+    def accuracy_table(self) -> "pd.DataFrame":
+        """Is it as accurate? Accuracy, its 95% interval, and the paired verdict against the reference."""
+        return self.table[["accuracy %", "95% interval", "vs ref (points)", "accuracy verdict", "McNemar p"]]
+
+    def size_table(self) -> "pd.DataFrame":
+        """Is it smaller? Weights, MACs and bytes as deployed, with the gzipped size as a ratio."""
+        table = self.table[["params", "non-zero params", "sparsity %", "MACs (M)", "non-zero MACs (M)",
+                            "KiB", "gzip KiB"]].copy()
+        table["gzip x smaller"] = (table.loc[self.reference, "gzip KiB"] / table["gzip KiB"]).round(2)
+        return table
+
+    def speed_table(self) -> "pd.DataFrame":
+        """Is it faster? Latency and energy as ratios to the reference, with their intervals and verdicts."""
+        energy = next(c for c in self.table.columns if c.startswith("mJ/inference"))
+        return self.table[["latency ms", "latency x ref", "latency CI", "speed verdict", "images/s",
+                           energy, "energy x ref", "energy verdict"]]
+
     def conditions(self) -> str:
         """What the figures were measured on, and how (one paragraph)."""
         card = self.cards[self.reference]

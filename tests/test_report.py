@@ -124,6 +124,11 @@ def test_models_measured_together_get_ratios_and_verdicts(tiny_data):
     assert [row["model"] for row in stored["rows"]] == list(table.index)
     assert "interleaved rounds" in together.conditions() and "McNemar" in together.conditions()
     assert repr(together).startswith("Does depth cost time?\n") and "Report card" not in repr(together)
+    # one table per question
+    assert together.accuracy_table().loc["same model", "accuracy verdict"] == "within noise"
+    assert together.size_table().loc["model", "gzip x smaller"] == 1.0
+    assert together.speed_table().loc["twice the work", "speed verdict"] == "slower"
+    assert energy_column[0] in together.speed_table().columns and "McNemar p" not in together.speed_table()
     # readable in a 100-column terminal
     text = cli.format_comparison(stored)
     assert all(len(line) <= 100 for line in text.splitlines()) and "twice the work" in text
