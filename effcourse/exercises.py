@@ -175,47 +175,37 @@ def _kernel(seed: int, shape=(3, 3, 8, 16)) -> np.ndarray:
     return np.random.default_rng(seed).normal(0, 0.1, shape).astype(np.float32)
 
 
-@_exercise("Your mask keeps the largest weights at the sparsity asked for.")
-def _check_magnitude_mask(function: Callable) -> None:
-    for seed, shape, sparsity in [(0, (3, 3, 8, 16), 0.5), (1, (3, 3, 8, 16), 0.8), (2, (64, 10), 0.9),
-                                  (3, (5, 7), 0.0)]:
+def _groups_of_four(array: np.ndarray) -> np.ndarray:
+    """Groups of 4 consecutive input channels (axis -2), as the last axis."""
+    moved = np.moveaxis(array, -2, -1)
+    return moved.reshape(moved.shape[:-1] + (moved.shape[-1] // 4, 4))
+
+
+@_exercise("In every group of 4 input-channel weights your mask keeps the 2 largest: the 2:4 pattern.")
+def _check_two_of_four_mask(function: Callable) -> None:
+    for seed, shape in [(0, (3, 3, 8, 16)), (1, (64, 10)), (2, (1, 1, 4, 4))]:
         weights = _kernel(seed, shape)
-        described = f"a {shape} kernel at sparsity {sparsity}"
-        mask = np.asarray(_call(function, weights.copy(), sparsity, described=described))
+        described = f"a {shape} kernel"
+        mask = np.asarray(_call(function, weights.copy(), described=described))
         if mask.shape != weights.shape:
             raise Wrong(f"For {described} your mask has shape {mask.shape}; it must have the weights' shape.")
         if not (mask.dtype == bool or np.isin(mask, (0, 1)).all()):
             raise Wrong(f"For {described} your mask holds values other than keep (1/True) and drop (0/False).")
         mask = mask.astype(bool)
-        zeros = weights.size - int(mask.sum())
-        if abs(zeros - round(sparsity * weights.size)) > 1:
-            raise Wrong(f"For {described} your mask drops {zeros} of {weights.size} weights; "
-                        "the share dropped should be the sparsity.")
-        if mask.any() and not mask.all() and np.abs(weights[mask]).min() < np.abs(weights[~mask]).max():
-            raise Wrong(f"For {described} your mask drops a weight larger in magnitude than one it keeps; "
-                        "keep the largest |w|, whatever their sign.")
-
-
-@_exercise("Your ranking puts the filters with the smallest L1 norm first.")
-def _check_rank_filters_l1(function: Callable) -> None:
-    for seed in (0, 1):
-        kernel = _kernel(seed)
-        kernel[..., 5] *= 0.01  # one clearly weak filter
-        kernel[..., 9] *= -3    # one strong filter with mostly negative weights
-        described = f"a {kernel.shape} kernel"
-        order = np.asarray(_call(function, kernel.copy(), described=described))
-        if order.shape != (kernel.shape[-1],) or sorted(order.tolist()) != list(range(kernel.shape[-1])):
-            raise Wrong(f"For {described} your answer is not an ordering of the {kernel.shape[-1]} filter indices "
-                        "(each output channel once).")
-        norms = np.abs(kernel).reshape(-1, kernel.shape[-1]).sum(axis=0)
-        if not np.all(np.diff(norms[order]) >= 0):
-            if np.all(np.diff(norms[order]) <= 0):
-                raise Wrong(f"For {described} your ranking is strongest first; the weakest filter comes first.")
-            squares = (kernel ** 2).reshape(-1, kernel.shape[-1]).sum(axis=0)
-            if np.all(np.diff(squares[order]) >= 0):
-                raise Wrong(f"For {described} you ranked by the sum of squares (L2); the L1 norm sums |w|.")
-            raise Wrong(f"For {described} your order is not by the filters' L1 norms: a filter is the last axis "
-                        "of a Conv2D kernel, and its L1 norm is the sum of |w| over the other three axes.")
+        kept = _groups_of_four(mask)
+        if not np.all(kept.sum(axis=-1) == 2):
+            along_last = mask.reshape(mask.shape[:-1] + (mask.shape[-1] // 4, 4)).sum(axis=-1) if mask.shape[-1] % 4 == 0 else None
+            if along_last is not None and np.all(along_last == 2):
+                raise Wrong(f"For {described} your groups run along the output channels (the last axis); 2:4 "
+                            "groups are 4 consecutive input channels (axis -2), for each position and filter.")
+            raise Wrong(f"For {described} some group of 4 consecutive input-channel weights does not keep "
+                        "exactly 2.")
+        size = np.abs(_groups_of_four(weights))
+        smallest_kept = np.where(kept, size, np.inf).min(axis=-1)
+        largest_dropped = np.where(kept, -np.inf, size).max(axis=-1)
+        if np.any(smallest_kept < largest_dropped):
+            raise Wrong(f"For {described} some group keeps a weight smaller in magnitude than one it drops; "
+                        "keep the 2 largest |w| of each group, whatever their sign.")
 
 
 # Lesson 03 ------------------------------------------------------------------------------

@@ -16,18 +16,13 @@ def conv_parameters(in_channels, out_channels, kernel_size):
     return kernel_size * kernel_size * in_channels * out_channels + out_channels
 
 
-def magnitude_mask(weights, sparsity):
-    """Lesson 02: keep the largest |w|, drop the share `sparsity` of the smallest."""
-    drop = int(round(sparsity * weights.size))
-    mask = np.ones(weights.size, bool)
-    mask[np.argsort(np.abs(weights), axis=None)[:drop]] = False
-    return mask.reshape(weights.shape)
-
-
-def rank_filters_l1(kernel):
-    """Lesson 02: the output channels of a Conv2D kernel, weakest L1 norm first."""
-    norms = np.abs(kernel).reshape(-1, kernel.shape[-1]).sum(axis=0)
-    return np.argsort(norms)
+def two_of_four_mask(weights):
+    """Lesson 02: in every group of 4 consecutive input channels (axis -2), keep the 2 largest |w|."""
+    groups = np.moveaxis(np.abs(weights), -2, -1)
+    groups = groups.reshape(groups.shape[:-1] + (-1, 4))
+    rank = np.argsort(np.argsort(groups, axis=-1), axis=-1)  # 0 for the smallest of each group
+    keep = (rank >= 2).reshape(groups.shape[:-2] + (-1,))
+    return np.moveaxis(keep, -1, -2)
 
 
 def quantize_per_channel(kernel):

@@ -31,8 +31,7 @@ def test_an_unanswered_exercise_waits_without_failing(name):
 WRONG = {  # a typical mistake for each exercise, and what the message must point at
     "conv_macs": (lambda h, w, cin, cout, k: h * w * cout * (k * k * cin + 1), "bias"),
     "conv_parameters": (lambda cin, cout, k: k * k * cin * cout, "bias"),
-    "magnitude_mask": (lambda w, s: w > np.quantile(w, s), "|w|"),
-    "rank_filters_l1": (lambda k: np.argsort((k ** 2).reshape(-1, k.shape[-1]).sum(0)), "L2"),
+    "two_of_four_mask": (lambda w: np.abs(w) >= np.median(np.abs(w)), "exactly 2"),
     "quantize_per_channel": (lambda k: (np.round(k / (np.abs(k).max() / 127)).astype(np.int8),
                                         np.full(k.shape[-1], np.abs(k).max() / 127)), "range"),
 }
@@ -50,8 +49,13 @@ def test_a_typical_wrong_answer_is_told_what_is_wrong_not_the_answer(name):
 
 def test_wrong_kinds_of_answer_are_named():
     assert "expected a number" in exercises.check(_named("conv_macs", lambda *a: "many")).message
-    assert "shape" in exercises.check(_named("magnitude_mask", lambda w, s: np.ones(3, bool))).message
-    crash = exercises.check(_named("rank_filters_l1", lambda k: k.foo))
+    assert "shape" in exercises.check(_named("two_of_four_mask", lambda w: np.ones(3, bool))).message
+    last_axis = exercises.check(_named("two_of_four_mask", lambda w: np.swapaxes(
+        solutions.two_of_four_mask(np.swapaxes(w, -1, -2)), -1, -2)))
+    assert "output channels" in last_axis.message
+    signed = exercises.check(_named("two_of_four_mask", lambda w: solutions.two_of_four_mask(w + 10)))
+    assert "whatever their sign" in signed.message
+    crash = exercises.check(_named("conv_parameters", lambda *a: a.foo))
     assert crash.status == exercises.NOT_YET and "AttributeError" in crash.message
     per_tensor = exercises.check(_named("quantize_per_channel", lambda k: solutions.quantize_per_channel(k)[0]))
     assert "two things" in per_tensor.message
