@@ -70,6 +70,25 @@ def paired_accuracy(correct_a, correct_b, alpha: float = ALPHA) -> PairedAccurac
     return PairedAccuracy(float(b.mean() - a.mean()), only_a, only_b, p, verdict)
 
 
+def paired_difference_interval(correct_a, correct_b) -> tuple[float, float]:
+    """95% interval of accuracy(B) - accuracy(A) on the same test images (the normal interval
+    of a paired difference, whose variance comes from the images where exactly one is right)."""
+    a, b = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
+    n = len(a)
+    only_a, only_b = int(np.sum(a & ~b)), int(np.sum(b & ~a))
+    difference = (only_b - only_a) / n
+    spread = math.sqrt(max(only_a + only_b - (only_b - only_a) ** 2 / n, 0.0)) / n
+    return difference - _Z95 * spread, difference + _Z95 * spread
+
+
+def against_target(low: float, high: float, target: float, *, at_least: bool) -> str:
+    """Read a measured interval [low, high] against a target (`at_least`: the figure must reach
+    `target`; else it must not exceed it): "met" if the whole interval is on the right side,
+    "not met" if the whole of it is on the wrong side, else "within noise of the target"."""
+    good, bad = (low >= target, high < target) if at_least else (high <= target, low > target)
+    return "met" if good else "not met" if bad else "within noise of the target"
+
+
 @dataclass(frozen=True)
 class Ratio:
     """A ratio measured once per round: its median and the 95% confidence interval of the median."""

@@ -211,3 +211,22 @@ def test_ratio_verdict_custom_margin_and_words():
     assert inside_margin.verdict(margin=0.0, words=("smaller", "larger")) == "smaller"
     assert stats.Ratio(1.5, 1.4, 1.6, 10).verdict(words=("less energy", "more energy")) == "more energy"
     assert str(stats.Ratio(0.5, 0.45, 0.55, 12)) == "0.50x (95% CI 0.45-0.55, 12 rounds)"
+
+
+def test_paired_difference_interval_holds_the_difference_and_shrinks_with_agreement():
+    rng = np.random.default_rng(0)
+    a = rng.random(10_000) < 0.83
+    b = a.copy()
+    flip = rng.choice(10_000, 300, replace=False)
+    b[flip] = ~b[flip]
+    low, high = stats.paired_difference_interval(a, b)
+    assert low < b.mean() - a.mean() < high and high - low < 0.01
+    assert stats.paired_difference_interval(a, a) == (0.0, 0.0)
+
+
+@pytest.mark.parametrize("low, high, target, at_least, verdict", [
+    (0.81, 0.83, 0.80, True, "met"), (0.78, 0.79, 0.80, True, "not met"),
+    (0.79, 0.81, 0.80, True, "within noise of the target"),
+    (-0.2, 0.9, 1.0, False, "met"), (1.1, 1.5, 1.0, False, "not met"), (0.5, 1.2, 1.0, False, "within noise of the target")])
+def test_against_target_needs_the_whole_interval(low, high, target, at_least, verdict):
+    assert stats.against_target(low, high, target, at_least=at_least) == verdict
