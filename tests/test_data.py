@@ -62,7 +62,7 @@ def test_official_archive_read_in_place(tmp_path):
     tar = write_tar(tmp_path / "user" / "cifar-10-python.tar.gz", files)
     before = snapshot(tmp_path / "user")
     d = data.load_cifar10(tar, profile=ALL)
-    assert d.source == "CIFAR-10: cifar-10-python.tar.gz" and not d.synthetic
+    assert d.source == "CIFAR-10: cifar-10-python.tar.gz" and not d.synthetic and d.real_cifar10
     assert d.class_names == NAMES and d.num_classes == 10 and d.image_shape == (32, 32, 3)
     assert_arrays(d, 90, 10, 30)
     assert_roundtrip(d, {img.tobytes(): lab for img, lab in zip(x, y)})
@@ -101,6 +101,7 @@ def test_zip_of_a_tree(tmp_path, wrap):
     archive = write_zip(tmp_path / "images.zip", tmp_path / "tree", wrap)
     d = data.load_cifar10(archive, profile=ALL)
     assert d.source == "CIFAR-10 (JPEG copy): class-per-folder zip images.zip"
+    assert d.real_cifar10
     assert_arrays(d, 27, 3, 10)
     for x, y in splits(d).values():  # every image has its class's colour
         assert np.abs(x.mean(axis=(1, 2)) - np.array(COLOURS)[y]).max() < 4
@@ -126,6 +127,7 @@ def test_any_dataset_converted_and_resized(tmp_path):
     Image.new("RGBA", (48, 40), (10, 20, 30, 128)).save(root / "square" / "rgba.png")
     d = data.load_image_folder(root, profile=ALL)
     assert d.class_names == ("circle", "square", "triangle")
+    assert not d.real_cifar10
     assert d.source == "3-class image dataset: class-per-folder tree shapes"
     assert d.image_shape == (32, 32, 3)
     x = np.concatenate([d.x_train, d.x_val, d.x_test])
@@ -269,7 +271,7 @@ def test_broken_copy_named_by_env_var_raises_instead_of_falling_back(tmp_path, m
 
 def test_synthetic_fallback_is_announced_loudly_once(capsys):
     d = data.load_cifar10(profile=SMALL)
-    assert d.synthetic and "SYNTHETIC" in d.source and d.class_names == NAMES
+    assert d.synthetic and not d.real_cifar10 and "SYNTHETIC" in d.source and d.class_names == NAMES
     assert_arrays(d, 180, 20, 50)
     banner = capsys.readouterr().out
     assert "NOT CIFAR-10" in banner and "EFFCOURSE_DATA=" in banner

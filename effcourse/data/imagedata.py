@@ -52,6 +52,11 @@ class ImageData:
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    @property
+    def real_cifar10(self) -> bool:
+        """Whether these are CIFAR-10's own images (any copy), the data the course's targets are set on."""
+        return not self.synthetic and self.source.startswith("CIFAR-10")
+
     def describe(self) -> str:
         """One line: the source, the split sizes and the image shape."""
         h, w, c = self.image_shape
