@@ -44,6 +44,9 @@ class Quiz:
         lines += [f"  {letter}. {a.text}" for letter, a in zip(self.letters, self.answers)]
         return "\n".join(lines + ["(Open the notebook in JupyterLab or on the course website to answer.)"])
 
+    def __repr__(self) -> str:  # the text form a notebook stores must not give the answers away
+        return str(self)
+
     def _repr_html_(self) -> str:
         esc = html.escape
         parts = [f'<div class="effcourse-quiz"><p><b>Quiz.</b> {esc(self.question)}</p>']

@@ -33,8 +33,9 @@ def test_every_answer_is_collapsed_with_its_verdict_and_the_explanation_inside()
 
 
 def test_text_form_hides_the_verdicts():
-    text = str(QUESTION)
-    assert "A. A: 97.74%" in text and "Yes." not in text and "JupyterLab" in text
+    for text in (str(QUESTION), repr(QUESTION)):
+        assert "A. A: 97.74%" in text and "JupyterLab" in text
+        assert "Yes." not in text and "right" not in text and "fits the budget" not in text
 
 
 def test_a_quiz_without_a_right_answer_is_refused():
