@@ -1,5 +1,5 @@
 """Run the course's main job in the smoke and workshop profiles and print each notebook's
-wall time and peak memory (target: workshop under 15 min per notebook and 4 GiB of memory).
+wall time and peak memory (target: workshop under 10 min per notebook and 4 GiB of memory).
 
     python benchmarks/profile_runs.py [--profiles smoke workshop] [--only 01]
 """
