@@ -24,10 +24,13 @@ def reference_cnn(input_shape=(32, 32, 3), num_classes=10) -> keras.Model:
     )
 
 
-def _conv_bn_relu(filters: int) -> list[layers.Layer]:
+def _conv_bn_relu(filters: int, batch_norm: bool = True) -> list[layers.Layer]:
     """3x3 convolution (no bias: batch norm has one), batch normalisation, ReLU.
     Momentum 0.9 lets the running statistics settle within a few hundred steps, so even
-    a short run evaluates with sensible ones (Keras' default 0.99 needs thousands)."""
+    a short run evaluates with sensible ones (Keras' default 0.99 needs thousands).
+    Without `batch_norm` (an ablation's variant): a 3x3 convolution with a bias, then ReLU."""
+    if not batch_norm:
+        return [layers.Conv2D(filters, 3, padding="same"), layers.ReLU()]
     return [
         layers.Conv2D(filters, 3, padding="same", use_bias=False),
         layers.BatchNormalization(momentum=0.9),
@@ -35,12 +38,17 @@ def _conv_bn_relu(filters: int) -> list[layers.Layer]:
     ]
 
 
-def improved_cnn(input_shape=(32, 32, 3), num_classes=10, widths=(32, 64, 108)) -> keras.Model:
+def improved_cnn(input_shape=(32, 32, 3), num_classes=10, widths=(32, 64, 108), *,
+                 batch_norm: bool = True, dropout: float = 0.1) -> keras.Model:
     """The improved baseline: three blocks of conv-BN-ReLU, max-pool, conv-BN-ReLU and dropout
     (pooling between the two convolutions halves the MACs of the second), then global average
-    pooling and the logits (about 1.9x the reference's parameters)."""
+    pooling and the logits (about 1.9x the reference's parameters).
+
+    `batch_norm=False` and `dropout=0` build the same convolutions without those two tools (what
+    benchmarks/ablation_baseline.py trains to tell the architecture from the training tools)."""
     stack = [keras.Input(shape=input_shape)]
     for filters in widths:
-        stack += _conv_bn_relu(filters) + [layers.MaxPooling2D()] + _conv_bn_relu(filters) + [layers.Dropout(0.1)]
+        stack += _conv_bn_relu(filters, batch_norm) + [layers.MaxPooling2D()] + _conv_bn_relu(filters, batch_norm)
+        stack += [layers.Dropout(dropout)] if dropout else []
     stack += [layers.GlobalAveragePooling2D(), layers.Dense(num_classes)]  # logits
     return keras.Sequential(stack, name="improved_cnn")
