@@ -308,7 +308,8 @@ def compare(models: Mapping[str, "bytes | LiteRTModel"], image: np.ndarray, *,
         rows.append({"model": name, "KiB": round(size / 1024, 1), "gzip KiB": round(gzipped / 1024, 1),
                      "DENSIFY ops": m.ops().get("DENSIFY", 0), "latency ms": round(stats.median_ms, 4),
                      "p95 ms": round(stats.p95_ms, 4), "x ref": round(ratio.median, 3),
-                     "CI low": round(ratio.low, 3), "CI high": round(ratio.high, 3), "verdict": ratio.verdict()})
+                     "CI low": round(ratio.low, 3), "CI high": round(ratio.high, 3),
+                     "verdict": "reference" if name == reference else ratio.verdict()})
     table = pd.DataFrame(rows).set_index("model")
     table.attrs.update(threads=threads, rounds=timing.rounds, runs=timing.runs, reference=reference)
     return table
