@@ -15,7 +15,8 @@ The modules follow the course's flow, one concern each:
                   paired tests, verdicts), latency (interleaved timing), energy (meters)
     results       report (the report card; models measured together), results (cards and
                   the store), plots, widgets
-    lessons       notebook (lesson helpers), course + cli (the main job: `effcourse run`)
+    lessons       notebook (lesson helpers), exercises + solutions (checked exercises and
+                  the teachers' answers), quiz (kernel-free quizzes), course + cli (`effcourse run`)
 
 Importing it makes sure TensorFlow resolves `tf.keras` to Keras 2 (`tf_keras`),
 which the Model Optimization Toolkit requires. The install also ships a `.pth`

@@ -14,6 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 WIDGET_LESSONS = ["02_pruning", "03_quantization"]
+LESSONS = ["01_baseline", *WIDGET_LESSONS]
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +35,14 @@ def test_book_builds_with_warnings_as_errors(html):
     assert "Profile :" in lesson and "Report card: reference CNN" in lesson
     assert re.search(r"<img[^>]+src=", lesson), "the notebook's plots are rendered"
     assert "Lesson 01" in (html / "book" / "intro.html").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_quizzes_and_collapsed_solutions_are_on_every_lesson_page(html, lesson):
+    page = (html / "notebooks" / f"{lesson}.html").read_text(encoding="utf-8")
+    assert '<div class="effcourse-quiz">' in page and '<details class="effcourse-answer">' in page
+    assert "tag_hide-cell" in page, "the exercise solutions are collapsed (hide-cell)"
+    assert "not answered yet" in page, "the exercises are left for the reader"
 
 
 @pytest.mark.parametrize("lesson", WIDGET_LESSONS)
