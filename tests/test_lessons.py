@@ -1,0 +1,72 @@
+"""What every committed lesson notebook keeps to: outputs from a real run on real CIFAR-10 (never
+a smoke run) that name no path of the machine that ran them, a small file, exercises left unanswered with their
+solution collapsed after them, and quizzes that do not give their answers away in text."""
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from effcourse import exercises
+
+LESSONS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+MAX_BYTES = 700 * 1024
+MACHINE_PATH = re.compile(r"(?<![\w$.~])/(?:work|home|root|tmp|Users|mnt|opt|var)/[\w.-]+")
+
+
+def _cells(path):
+    return json.loads(path.read_text(encoding="utf-8"))["cells"]
+
+
+def _outputs_text(cell) -> str:
+    return json.dumps(cell.get("outputs", []))
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
+def test_outputs_come_from_a_real_run_and_name_no_machine_path(path):
+    cells = _cells(path)
+    header = "".join(_outputs_text(c) for c in cells[:8])
+    assert re.search(r"Profile : (full|workshop) ", header), "committed outputs name their profile, and never come from smoke"
+    assert "DATA: CIFAR-10 (" in header or "DATA: CIFAR-10:" in header, "committed outputs come from real CIFAR-10"
+    assert "SYNTHETIC" not in header
+    for i, cell in enumerate(cells):
+        found = MACHINE_PATH.findall(_outputs_text(cell))
+        assert not found, f"cell {i} prints a path of this machine: {found[:3]}"
+        assert "line-height: 125%" not in _outputs_text(cell), f"cell {i} stores a code highlighter's style sheet"
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
+def test_notebook_stays_small(path):
+    assert path.stat().st_size < MAX_BYTES, f"{path.name} is {path.stat().st_size / 1024:.0f} KiB (widget state, images?)"
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
+def test_exercises_are_unanswered_with_a_collapsed_solution_after_them(path):
+    cells = _cells(path)
+    asked = []
+    for i, cell in enumerate(cells):
+        source = "".join(cell["source"])
+        called = re.search(r"exercises\.check\((\w+)\)", source)
+        if cell["cell_type"] != "code" or not called:
+            continue
+        name = called.group(1)
+        asked.append(name)
+        assert name in exercises.exercises() and "raise NotImplementedError" in source, f"{name}: left for the learner"
+        if cell.get("outputs"):
+            assert "not answered yet" in _outputs_text(cell), f"{name}: the stored output is the unanswered one"
+        solution = next(c for c in cells[i + 1:] if c["cell_type"] == "code")
+        assert f'exercises.show_solution("{name}")' in "".join(solution["source"])
+        assert solution["metadata"].get("tags") == ["hide-cell"], "collapsed on the website"
+        assert solution["metadata"].get("jupyter") == {"source_hidden": True, "outputs_hidden": True}, "and in JupyterLab"
+    assert 1 <= len(asked) <= 3, f"{path.name} has {len(asked)} exercises (one to three per lesson)"
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
+def test_quizzes_keep_their_answers_out_of_the_text_output(path):
+    quizzes = [c for c in _cells(path) if c["cell_type"] == "code" and "quiz.ask(" in "".join(c["source"])]
+    assert quizzes, f"{path.name} asks no quiz"
+    for cell in quizzes:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            assert "effcourse-quiz" in "".join(data.get("text/html", [])), "the quiz is stored as HTML"
+            assert "right=" not in "".join(data.get("text/plain", []))
