@@ -3,7 +3,7 @@
 The modules follow the course's flow, one concern each:
 
     settings      profiles (how much work a run does), paths (where results go, how paths
-                  print), hardware (what a figure was measured on)
+                  print), hardware (what a figure was measured on; its 16-bit float support)
     data          data/: CIFAR-10 and any class-per-folder image set, pipelines, samples
     models        models (architectures), recipes (training), zoo (trained-model cache),
                   kerasutil (copying models, finding layers and kernels through wrappers)
@@ -12,7 +12,8 @@ The modules follow the course's flow, one concern each:
     deployment    convert (Keras -> LiteRT: float32, float16, int8), litert (running and
                   inspecting converted models), internals (every private API, in one place)
     measurement   measure (parameters, MACs, bytes, accuracy), stats (noise: intervals,
-                  paired tests, verdicts), latency (interleaved timing), energy (meters)
+                  paired tests, verdicts), latency (interleaved timing), energy (meters),
+                  training (dtype policies trained together)
     results       report (the report card; models measured together), results (cards and
                   the store), plots, widgets
     lessons       notebook (lesson helpers), exercises + solutions (checked exercises and

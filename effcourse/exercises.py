@@ -238,3 +238,131 @@ def _check_quantize_per_channel(function: Callable) -> None:
         if not np.all(peak == 127):
             raise Wrong(f"For {described} some channel does not use the whole range: its largest |w| should "
                         "map to 127, so the scale is that channel's max |w| / 127.")
+
+
+
+# Lesson 04 ------------------------------------------------------------------------------
+
+
+_GRADIENTS = [  # (description, non-zero float32 gradient values)
+    ("a gradient value of 3e-10", np.float32(3e-10)),
+    ("a gradient array of values between 1e-10 and 1e-3, of both signs",
+     (np.random.default_rng(4).choice([-1, 1], 200) * 10 ** np.random.default_rng(5).uniform(-10, -3, 200)).astype(np.float32)),
+    ("a gradient array of values between 1e-9 and 3", np.array([1e-9, 2e-6, 0.01, 3.0], dtype=np.float32)),
+    ("a gradient array that float16 holds as it is", np.array([0.5, -1e-3, 2e-4], dtype=np.float32)),
+]
+
+
+def _float16_zeros(values: np.ndarray, scale: float) -> int:
+    """How many of the non-zero `values`, multiplied by `scale` in float32, float16 rounds to 0."""
+    scaled = np.abs(values).astype(np.float32) * np.float32(scale)
+    with np.errstate(over="ignore"):
+        return int(np.sum(scaled.astype(np.float16) == 0))
+
+
+@_exercise("The smallest power of two whose product with every value survives in float16.")
+def _check_smallest_loss_scale(function: Callable) -> None:
+    for described, gradient in _GRADIENTS:
+        answer = _call(function, np.copy(gradient), described=described)
+        value = np.asarray(answer)
+        if value.size != 1 or not np.issubdtype(value.dtype, np.number) or np.issubdtype(value.dtype, np.bool_):
+            raise Wrong(f"For {described} your function returned {type(answer).__name__}; expected one number, the scale.")
+        scale = float(value.reshape(()))
+        if not np.isfinite(scale) or scale < 1 or 2.0 ** round(np.log2(scale)) != scale:
+            raise Wrong(f"For {described} your scale {scale:g} is not a power of two of at least 1 (1, 2, 4, 8, ...): "
+                        "multiplying by a power of two changes only the exponent, so unscaling is exact.")
+        lost = _float16_zeros(np.ravel(gradient), scale)
+        if lost:
+            raise Wrong(f"For {described} your scale {scale:g} still leaves {lost} value(s) that float16 rounds to 0.")
+        with np.errstate(over="ignore"):
+            overflows = np.isinf((np.abs(np.ravel(gradient)) * np.float32(scale)).astype(np.float16))
+        if np.any(overflows):
+            raise Wrong(f"For {described} your scale {scale:g} makes a value overflow float16 (above 65,504).")
+        if scale > 1 and not _float16_zeros(np.ravel(gradient), scale / 2):
+            raise Wrong(f"For {described}, half your scale ({scale / 2:g}) also keeps every value from rounding to 0 "
+                        "in float16: the smallest such power of two is asked (float16's subnormal numbers reach "
+                        "down to about 6e-8).")
+
+
+# Lesson 05 ------------------------------------------------------------------------------
+
+
+def _softmax(logits, temperature: float = 1.0) -> np.ndarray:
+    z = np.asarray(logits, dtype=np.float64) / temperature
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _mean_kl(p: np.ndarray, q: np.ndarray) -> float:
+    """KL(p || q) of each row, averaged over the rows."""
+    return float(np.mean(np.sum(p * (np.log(p) - np.log(q)), axis=-1)))
+
+
+def _mean_cross_entropy(p: np.ndarray, q: np.ndarray) -> float:
+    return float(np.mean(-np.sum(p * np.log(q), axis=-1)))
+
+
+def _number(answer, described: str) -> float:
+    value = np.asarray(answer)
+    if value.size != 1 or not np.issubdtype(value.dtype, np.number):
+        raise Wrong(f"For {described} your function returned {type(answer).__name__} of shape {value.shape}; "
+                    "expected one number, the loss averaged over the batch.")
+    return float(value.reshape(()))
+
+
+@_exercise("alpha weighs the hard-label loss, 1 - alpha the soft term: T² x KL(teacher || student) at temperature T.")
+def _check_distillation_loss(function: Callable) -> None:
+    rng = np.random.default_rng(5)
+    n, k = 8, 10
+    student = rng.normal(0, 2, (n, k)).astype(np.float32)
+    teacher = rng.normal(0, 3, (n, k)).astype(np.float32)
+    labels = rng.integers(0, k, n)
+    one_hot = np.eye(k)[labels]
+
+    def answer(s, t, temperature, alpha, what="a batch of 8 images and 10 classes"):
+        described = f"{what} at temperature {temperature:g} with alpha {alpha:g}"
+        got = _number(_call(function, s.copy(), t.copy(), labels.copy(), temperature, alpha, described=described),
+                      described)
+        return got, described
+
+    def close(a, b):
+        return bool(np.isclose(a, b, rtol=1e-3, atol=1e-5))
+
+    hard = _mean_cross_entropy(one_hot, _softmax(student))
+    temperature = 4.0
+    got, described = answer(student, teacher, temperature, 1.0)
+    soft = temperature**2 * _mean_kl(_softmax(teacher, temperature), _softmax(student, temperature))
+    if not close(got, hard):
+        hint = ("the hard-label loss compares the student's own softmax (temperature 1) with the labels"
+                if close(got, _mean_cross_entropy(one_hot, _softmax(student, temperature))) else
+                "alpha weighs the hard-label loss, so alpha = 1 leaves only it"
+                if close(got, soft) or close(got, soft / temperature**2) else
+                "alpha = 1 leaves only the hard-label loss, the cross-entropy of the student's softmax against "
+                "the labels, averaged over the batch")
+        raise Wrong(f"For {described} your function gives {got:.4g}: {hint}.")
+    for temperature in (1.0, 2.0, 4.0):
+        got, described = answer(student, teacher, temperature, 0.0)
+        p_teacher, p_student = _softmax(teacher, temperature), _softmax(student, temperature)
+        kl, squared = _mean_kl(p_teacher, p_student), temperature**2
+        if not close(got, squared * kl):
+            hint = ("scale the soft term by T²: softening shrinks its gradients by about 1/T², and T² keeps its "
+                    "weight the same at any temperature" if close(got, kl) else
+                    "the KL divergence is taken from the teacher's distribution (the target) to the student's: "
+                    "KL(teacher || student)" if close(got, squared * _mean_kl(p_student, p_teacher)) else
+                    "KL divergence, not cross-entropy: subtract the teacher's own entropy (two equal "
+                    "distributions are 0 apart)" if close(got, squared * _mean_cross_entropy(p_teacher, p_student)) else
+                    "average over the images of the batch, not the sum" if close(got, n * squared * kl) else
+                    "alpha = 0 leaves only the soft term: T² x the KL divergence between the teacher's and the "
+                    "student's softmax at temperature T, averaged over the batch")
+            raise Wrong(f"For {described} your function gives {got:.4g}: {hint}.")
+    got, described = answer(teacher, teacher, 4.0, 0.0, what="student logits equal to the teacher's")
+    if not close(got, 0.0):
+        raise Wrong(f"For {described} your function gives {got:.4g}: two equal distributions are 0 apart.")
+    temperature, alpha = 2.0, 0.3
+    got, described = answer(student, teacher, temperature, alpha)
+    soft = temperature**2 * _mean_kl(_softmax(teacher, temperature), _softmax(student, temperature))
+    if not close(got, alpha * hard + (1 - alpha) * soft):
+        hint = ("alpha weighs the hard-label loss and 1 - alpha the soft term"
+                if close(got, (1 - alpha) * hard + alpha * soft) else
+                "add the two terms, weighted: alpha x the hard-label loss + (1 - alpha) x the soft term")
+        raise Wrong(f"For {described} your function gives {got:.4g}: {hint}.")

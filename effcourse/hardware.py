@@ -1,9 +1,10 @@
-"""What a measurement ran on: the machine and the library versions."""
+"""What a measurement ran on: the machine and the library versions; what it offers for 16-bit floats."""
 from __future__ import annotations
 
 import functools
 import os
 import platform
+from dataclasses import dataclass
 from importlib import metadata
 
 
@@ -107,3 +108,95 @@ def versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             found[name] = "not installed"
     return found
+
+
+# --------------------------------------------------------------------------- reduced precision
+
+# x86 CPU flags that give float16 or bfloat16 arithmetic its own instructions (lesson 04).
+REDUCED_FLAGS = {"avx512_bf16": "AVX-512 BF16", "amx_bf16": "AMX-BF16", "avx512_fp16": "AVX-512 FP16",
+                 "amx_fp16": "AMX-FP16"}
+TENSOR_CORES = (7, 0)  # NVIDIA compute capability from which tensor cores multiply float16
+GPU_BFLOAT16 = (8, 0)  # ... and bfloat16 (Ampere)
+
+
+# What a measured speed verdict (stats.Ratio.verdict with "slower"/"faster") may be for each expectation.
+_AGREES = {"faster": {"faster"}, "slower": {"slower"}, "not faster": {"slower", "no measurable difference"},
+           "possibly faster": {"faster", "no measurable difference"},
+           "unclear": {"faster", "slower", "no measurable difference"}}
+
+
+@dataclass(frozen=True)
+class ReducedPrecision:
+    """What a machine offers for 16-bit floats, and what each Keras dtype policy should therefore do
+    to training speed on it: `expect(policy)`."""
+
+    gpus: tuple[tuple[str, tuple[int, int] | None], ...]  # (name, compute capability or None)
+    cpu_flags: frozenset[str]
+
+    @property
+    def tensor_cores(self) -> bool:
+        """Whether a GPU has tensor cores for float16 (compute capability 7.0 or more)."""
+        return any(cc is not None and cc >= TENSOR_CORES for _, cc in self.gpus)
+
+    def expect(self, policy: str) -> tuple[str, str]:
+        """What to expect of `policy`'s training speed against float32 here, and why: "faster",
+        "possibly faster", "not faster", "slower" or "unclear"."""
+        if policy not in ("mixed_float16", "mixed_bfloat16"):
+            raise ValueError(f"policy must be mixed_float16 or mixed_bfloat16, got {policy!r}")
+        kind = policy.removeprefix("mixed_")
+        if self.gpus:
+            capabilities = [cc for _, cc in self.gpus if cc is not None]
+            best = max(capabilities, default=None)
+            name = next((n for n, cc in self.gpus if cc == best), self.gpus[0][0])
+            need = GPU_BFLOAT16 if kind == "bfloat16" else TENSOR_CORES
+            if best is not None and best >= need:
+                return "faster", (f"{name} (compute capability {best[0]}.{best[1]}) multiplies {kind} on its "
+                                  "tensor cores, when the model keeps the GPU busy (wide layers, large batches, "
+                                  "multiples of 8); a small model is bound by kernel launches and gains little")
+            where = "" if best is None else f" (compute capability {best[0]}.{best[1]})"
+            return "not faster", (f"{name}{where} has no tensor cores for {kind} (they need compute capability "
+                                  f"{need[0]}.{need[1]}): {kind} may save memory, not time")
+        if kind == "bfloat16":
+            if "amx_bf16" in self.cpu_flags:
+                return "faster", "AMX-BF16 tiles multiply bfloat16 matrices, and oneDNN uses them"
+            if "avx512_bf16" in self.cpu_flags:
+                return "possibly faster", ("AVX-512 BF16 has bfloat16 dot-product instructions, and oneDNN uses "
+                                           "them, but the conversions around them can eat the gain")
+            return "slower", ("this CPU has no bfloat16 instructions: bfloat16 operations are emulated, "
+                              "converted to float32 and back")
+        if self.cpu_flags & {"avx512_fp16", "amx_fp16"}:
+            return "unclear", ("this CPU has float16 instructions, but TensorFlow's CPU kernels use them for "
+                               "few operations")
+        return "slower", ("this CPU has no float16 arithmetic: TensorFlow emulates float16 operations, "
+                          "converting to float32 and back")
+
+    def agrees(self, policy: str, verdict: str) -> bool:
+        """Whether a measured speed verdict ("faster", "slower", "no measurable difference") is what
+        `expect(policy)` expected."""
+        return verdict in _AGREES[self.expect(policy)[0]]
+
+    def __str__(self) -> str:
+        if self.gpus:
+            gpus = ", ".join(name + (f" (compute capability {cc[0]}.{cc[1]})" if cc else "") for name, cc in self.gpus)
+            device = f"GPU: {gpus}; tensor cores for float16: {'yes' if self.tensor_cores else 'no'}"
+        else:
+            device = "no GPU"
+        has = [label for flag, label in REDUCED_FLAGS.items() if flag in self.cpu_flags]
+        lines = [f"{device}; CPU instructions for 16-bit floats: {', '.join(has) or 'none'}"]
+        for policy in ("mixed_float16", "mixed_bfloat16"):
+            verdict, why = self.expect(policy)
+            lines.append(f"  {policy} against float32, expected training speed: {verdict} ({why})")
+        return "\n".join(lines)
+
+
+def reduced_precision(gpu_details: list[dict] | None = None, flags: set[str] | None = None) -> ReducedPrecision:
+    """What this machine offers for float16 and bfloat16: its GPUs with their compute capability
+    (`gpu_details`: what tf.config.experimental.get_device_details gives for each GPU, default:
+    this machine's) and the CPU's flags (default: this CPU's)."""
+    if gpu_details is None:
+        import tensorflow as tf
+
+        gpu_details = [tf.config.experimental.get_device_details(gpu) for gpu in tf.config.list_physical_devices("GPU")]
+    gpus = tuple((d.get("device_name", "GPU"), tuple(d["compute_capability"]) if d.get("compute_capability") else None)
+                 for d in gpu_details)
+    return ReducedPrecision(gpus, frozenset(cpu_flags() if flags is None else flags))

@@ -1,5 +1,6 @@
 """Plots several lessons share: learning curves, and the accuracy-against-cost trade-off of a set
-of models measured together (`report.measure_together`), with the noise of every point drawn."""
+of models measured together (`report.measure_together`), with the noise of every point drawn;
+and lesson 05's soft labels and accuracy sweeps."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -8,6 +9,8 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from .report import Comparison
 
 
@@ -77,5 +80,52 @@ def tradeoffs(comparison: "Comparison") -> Figure:
     ax_time.axvline(1, color="grey", ls=":", lw=1)
     ax_size.set_ylabel("test accuracy (%, 95% interval)")
     fig.suptitle(f"{comparison.title}\n{comparison.cards[comparison.reference].hardware}", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def soft_labels(images, probabilities: dict[str, np.ndarray], class_names, labels=None) -> Figure:
+    """One row per image: the image (titled with its label, if given), then its class
+    probabilities as bars, one colour per entry of `probabilities` (e.g. a teacher's softmax at
+    two temperatures; each an array of shape (images, classes))."""
+    import numpy as np
+
+    n, k = len(images), len(class_names)
+    fig, axes = plt.subplots(n, 2, figsize=(10, 1.7 * n), squeeze=False, gridspec_kw={"width_ratios": [1, 6]})
+    width = 0.8 / len(probabilities)
+    for row, image in enumerate(images):
+        ax_image, ax_bars = axes[row]
+        ax_image.imshow(image)
+        ax_image.axis("off")
+        if labels is not None:
+            ax_image.set_title(class_names[int(labels[row])], fontsize="small")
+        for i, (name, probs) in enumerate(probabilities.items()):
+            ax_bars.bar(np.arange(k) + (i - (len(probabilities) - 1) / 2) * width, probs[row], width,
+                        color=f"C{i}", label=name)
+        ax_bars.set(ylim=(0, 1), xticks=np.arange(k), ylabel="probability")
+        ax_bars.set_xticklabels(class_names if row == n - 1 else [], fontsize="small")
+    axes[0, 1].legend(fontsize="small", loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def accuracy_sweeps(panels: dict[str, tuple[list, list]], *, images: int, reference: tuple[str, float] | None = None,
+                    log2_x: tuple[str, ...] = ()) -> Figure:
+    """One panel per swept setting: accuracy (measured on `images` images, its 95% interval
+    shaded) against the setting's values, given as {x label: (values, accuracies)}. `reference`
+    (label, accuracy) draws a dotted line on every panel; panels named in `log2_x` get a base-2
+    log scale."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 3.8), sharey=True, squeeze=False)
+    for ax, (label, (xs, accuracies)) in zip(axes[0], panels.items()):
+        ax.plot(xs, [100 * a for a in accuracies], "o-", color="C0", label="distilled")
+        accuracy_band(ax, xs, accuracies, images, color="C0")
+        if reference is not None:
+            ax.axhline(100 * reference[1], color="grey", ls=":", label=reference[0])
+        if label in log2_x:
+            ax.set_xscale("log", base=2)
+        ax.set_xticks(list(xs), [f"{x:g}" for x in xs])
+        ax.set_xlabel(label)
+    axes[0, 0].set_ylabel(f"accuracy (%, 95% interval, {images:,} images)")
+    axes[0, 0].legend(fontsize="small")
     fig.tight_layout()
     return fig

@@ -3,6 +3,7 @@ so a later lesson can retrain exactly the model an earlier lesson trained."""
 from __future__ import annotations
 
 import math
+import time
 
 import tf_keras as keras
 
@@ -56,6 +57,27 @@ def train_improved(data: ImageData, profile: Profile) -> tuple[keras.Model, dict
 def training_steps(data: ImageData, epochs: int) -> int:
     """Optimizer steps in `epochs` epochs over `data`'s training images."""
     return epochs * math.ceil(len(data.x_train) / data.batch_size)
+
+
+class TrainingLog(keras.callbacks.Callback):
+    """What a `fit` did beyond its history: the wall seconds of every epoch (its training and
+    validation) in `epoch_seconds`, and the training loss after the first batch in `first_loss`."""
+
+    _supports_tf_logs = True  # the logs stay tensors: only the first batch's loss is read back
+
+    def on_train_begin(self, logs=None):
+        self.epoch_seconds: list[float] = []
+        self.first_loss: float | None = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.first_loss is None and logs and "loss" in logs:
+            self.first_loss = float(logs["loss"])
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch_seconds.append(time.perf_counter() - self._start)
 
 
 def fine_tune(model: keras.Model, data: ImageData, *, epochs: int, learning_rate: float = 1e-4,

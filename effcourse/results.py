@@ -1,5 +1,6 @@
-"""Report cards and the results store: every recorded card, and every set of models measured
-together (a comparison), so a later lesson, the main job and the book can put them side by side."""
+"""Report cards and the results store: every recorded card, every set of models measured
+together (a comparison), and every set of dtype policies trained together (lesson 04), so a
+later lesson, the main job and the book can put them side by side."""
 from __future__ import annotations
 
 import dataclasses
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 
 CARDS = "results.jsonl"
 COMPARISONS = "comparisons.jsonl"
+TRAININGS = "trainings.jsonl"  # dtype policies trained together (training.compare_policies)
 # Cards for the same model, measured the same way on the same data and machine, replace each other.
 IDENTITY = ("model", "lesson", "kind", "profile", "data", "hardware")
 
@@ -171,6 +173,17 @@ def record_comparison(summary: dict) -> None:
 def load_comparisons(*, since: str | None = None, **filters) -> list[dict]:
     """Recorded comparisons matching every filter (e.g. lesson="02"), oldest first."""
     found = [c for c in _read(COMPARISONS) if all(str(c.get(k)) == str(v) for k, v in filters.items())]
+    return [c for c in found if since is None or c.get("timestamp", "") >= since]
+
+
+def record_training(summary: dict) -> None:
+    """Append a training comparison (see `training.PolicyComparison.to_dict`) to the store."""
+    _append(TRAININGS, summary)
+
+
+def load_trainings(*, since: str | None = None, **filters) -> list[dict]:
+    """Recorded training comparisons matching every filter (e.g. lesson="04"), oldest first."""
+    found = [c for c in _read(TRAININGS) if all(str(c.get(k)) == str(v) for k, v in filters.items())]
     return [c for c in found if since is None or c.get("timestamp", "") >= since]
 
 

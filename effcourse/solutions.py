@@ -30,3 +30,28 @@ def quantize_per_channel(kernel):
     scale = np.abs(kernel).reshape(-1, kernel.shape[-1]).max(axis=0) / 127
     q = np.clip(np.round(kernel / scale), -127, 127).astype(np.int8)
     return q, scale
+
+
+
+def smallest_loss_scale(gradient):
+    """Lesson 04: the smallest power of two (at least 1) by which every non-zero value of
+    `gradient` can be multiplied without float16 rounding it to 0."""
+    values = np.abs(np.asarray(gradient, dtype=np.float32))
+    scale = 1.0
+    while np.any((values * np.float32(scale)).astype(np.float16) == 0):
+        scale *= 2
+    return scale
+
+
+def distillation_loss(student_logits, teacher_logits, labels, temperature, alpha):
+    """Lesson 05: alpha x the hard-label cross-entropy + (1 - alpha) x T² x KL(teacher || student)
+    at temperature T, averaged over the batch (numpy arrays in, a float out)."""
+    def softmax(logits, t):
+        z = np.asarray(logits, dtype=np.float64) / t
+        e = np.exp(z - z.max(axis=-1, keepdims=True))
+        return e / e.sum(axis=-1, keepdims=True)
+
+    hard = -np.log(softmax(student_logits, 1.0)[np.arange(len(labels)), labels]).mean()
+    p_teacher, p_student = softmax(teacher_logits, temperature), softmax(student_logits, temperature)
+    soft = (p_teacher * (np.log(p_teacher) - np.log(p_student))).sum(axis=-1).mean()
+    return float(alpha * hard + (1 - alpha) * temperature**2 * soft)

@@ -2,7 +2,8 @@
 
 * An accuracy on n test images is a binomial proportion: its 95% interval (Wilson's).
 * Two models on the *same* test images: an exact McNemar test on the images where exactly
-  one of them is right gives "better", "worse" or "within noise".
+  one of them is right gives "better", "worse" or "within noise"; several training runs (seeds)
+  of each: the interval of the difference of their mean accuracies.
 * A ratio measured in rounds (latency, energy): the median over rounds and a distribution-free
   95% confidence interval of that median (order statistics), read as "faster", "slower" or
   "no measurable difference".
@@ -79,6 +80,21 @@ def paired_difference_interval(correct_a, correct_b) -> tuple[float, float]:
     difference = (only_b - only_a) / n
     spread = math.sqrt(max(only_a + only_b - (only_b - only_a) ** 2 / n, 0.0)) / n
     return difference - _Z95 * spread, difference + _Z95 * spread
+
+
+def mean_difference_interval(correct_a, correct_b) -> tuple[float, float]:
+    """95% interval of the mean accuracy of B minus that of A when each was trained several times
+    (seeds) and every run was tested on the same images: per-image correctness as arrays of shape
+    (runs, images), or (images,) for a single run. It holds the test images' sampling noise of the
+    mean over these runs; how much another set of seeds would move it is not in it. With one run
+    each it is `paired_difference_interval`."""
+    a = np.atleast_2d(np.asarray(correct_a, dtype=float)).mean(axis=0)
+    b = np.atleast_2d(np.asarray(correct_b, dtype=float)).mean(axis=0)
+    if a.shape != b.shape:
+        raise ValueError(f"Runs on the same test images are needed; got {a.shape[0]} and {b.shape[0]} images.")
+    per_image = b - a
+    spread = float(per_image.std()) / math.sqrt(len(per_image))
+    return float(per_image.mean()) - _Z95 * spread, float(per_image.mean()) + _Z95 * spread
 
 
 def against_target(low: float, high: float, target: float, *, at_least: bool) -> str:

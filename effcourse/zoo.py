@@ -9,6 +9,7 @@ import datetime as dt
 import json
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,7 @@ class TrainedModel:
     recipe: str
     from_cache: bool
     path: Path
+    seconds: float | None = None  # wall time of the training, as recorded when it ran (None: not recorded)
 
 
 def cache_path(recipe: str, data: ImageData, profile: profiles.Profile) -> Path:
@@ -44,23 +46,28 @@ def trained(recipe: str, data: ImageData, profile: profiles.Profile | None = Non
         try:
             model = recipes.compile_model(keras.models.load_model(folder / "model.h5", compile=False))
             history = json.loads((folder / "history.json").read_text())
+            meta = folder / "meta.json"  # older caches hold no training time: seconds is None
+            seconds = json.loads(meta.read_text()).get("seconds") if meta.exists() else None
             print(f"Loaded '{recipe}' from the model cache ({paths.display(folder)}).")
-            return TrainedModel(model, history, recipe, True, folder)
+            return TrainedModel(model, history, recipe, True, folder, seconds)
         except (OSError, ValueError, json.JSONDecodeError) as err:
             print(f"The cached '{recipe}' model in {paths.display(folder)} is unreadable ({err}); training it again.")
+    start = time.perf_counter()
     model, history = recipes.RECIPES[recipe](data, profile)
+    seconds = time.perf_counter() - start
     history = {k: [float(v) for v in values] for k, values in history.items()}
-    _save(folder, model, history, recipe, data, profile)
-    return TrainedModel(model, history, recipe, False, folder)
+    _save(folder, model, history, recipe, data, profile, seconds)
+    return TrainedModel(model, history, recipe, False, folder, seconds)
 
 
-def _save(folder: Path, model, history: dict, recipe: str, data: ImageData, profile: profiles.Profile) -> None:
+def _save(folder: Path, model, history: dict, recipe: str, data: ImageData, profile: profiles.Profile,
+          seconds: float) -> None:
     """Write the model, history and provenance to a temporary folder, then move it into place."""
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".staging-"))
     measure.save_h5(model, staging / "model.h5")
     (staging / "history.json").write_text(json.dumps(history))
     meta = {"recipe": recipe, "profile": profile.name, "data": data.source,
-            "trained": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+            "trained": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "seconds": round(seconds, 1)}
     (staging / "meta.json").write_text(json.dumps(meta, indent=1))
     if folder.exists():
         shutil.rmtree(folder)

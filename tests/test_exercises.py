@@ -34,6 +34,10 @@ WRONG = {  # a typical mistake for each exercise, and what the message must poin
     "two_of_four_mask": (lambda w: np.abs(w) >= np.median(np.abs(w)), "exactly 2"),
     "quantize_per_channel": (lambda k: (np.round(k / (np.abs(k).max() / 127)).astype(np.int8),
                                         np.full(k.shape[-1], np.abs(k).max() / 127)), "range"),
+    "smallest_loss_scale": (lambda g: 2.0**15, "half your scale"),  # LossScaleOptimizer's start, not the smallest
+    "distillation_loss": (lambda s, t, y, temperature, alpha: solutions.distillation_loss(s, t, y, temperature, alpha)
+                          - (1 - alpha) * (1 - 1 / temperature**2) * solutions.distillation_loss(s, t, y, temperature, 0.0),
+                          "T²"),  # the soft term without its T² factor
 }
 
 
@@ -59,6 +63,42 @@ def test_wrong_kinds_of_answer_are_named():
     assert crash.status == exercises.NOT_YET and "AttributeError" in crash.message
     per_tensor = exercises.check(_named("quantize_per_channel", lambda k: solutions.quantize_per_channel(k)[0]))
     assert "two things" in per_tensor.message
+
+
+def test_distillation_loss_mistakes_are_named():
+    def check(function):
+        return exercises.check(_named("distillation_loss", function)).message
+
+    solution = solutions.distillation_loss
+    swapped = check(lambda s, t, y, temperature, alpha: solution(s, t, y, temperature, 1 - alpha))
+    assert "alpha weighs the hard-label loss" in swapped
+    reversed_kl = check(lambda s, t, y, temperature, alpha: alpha * solution(s, t, y, temperature, 1.0)
+                        + (1 - alpha) * solution(t, s, y, temperature, 0.0))
+    assert "teacher's distribution (the target)" in reversed_kl
+    hard_at_t = check(lambda s, t, y, temperature, alpha: solution(s / temperature, t / temperature, y, 1.0, alpha))
+    assert "temperature 1" in hard_at_t
+    summed = check(lambda s, t, y, temperature, alpha: len(y) * solution(s, t, y, temperature, alpha) if alpha == 0
+                   else solution(s, t, y, temperature, alpha))
+    assert "not the sum" in summed
+    per_image = check(lambda s, t, y, temperature, alpha: np.full(len(y), solution(s, t, y, temperature, alpha)))
+    assert "expected one number" in per_image
+    import tensorflow as tf  # a TensorFlow scalar is an answer too
+
+    assert exercises.check(_named("distillation_loss", lambda *a: tf.constant(solution(*a)))).passed
+
+
+def test_smallest_loss_scale_mistakes_are_named():
+    def check(function):
+        return exercises.check(_named("smallest_loss_scale", function)).message
+
+    assert "not a power of two" in check(lambda g: 3e-8 / np.abs(g).min())
+    assert "rounds to 0" in check(lambda g: solutions.smallest_loss_scale(np.ravel(g)[:1]))  # the first value only
+    normal = check(lambda g: 2.0 ** np.ceil(np.log2(np.finfo(np.float16).tiny / np.abs(g).min())))  # normal, not subnormal
+    assert "half your scale" in normal and "subnormal" in normal
+    assert "overflow" in check(lambda g: 2.0**40 if np.max(np.abs(g)) > 1 else solutions.smallest_loss_scale(g))
+    assert "expected one number" in check(lambda g: np.ones(3))
+    for described, gradient in exercises._GRADIENTS:  # every case needs a scale above 1 but the last
+        assert (solutions.smallest_loss_scale(gradient) > 1) == ("as it is" not in described)
 
 
 def test_a_function_no_exercise_asks_for_is_refused_with_the_names():

@@ -114,3 +114,41 @@ def test_freeze_batch_norm_keeps_the_statistics_and_trains_the_rest(improved_and
         # gamma, beta, moving mean and variance stay exactly as trained only when frozen
         assert all(np.array_equal(a, b) for a, b in zip(norms, before_norms)) == freeze
         assert not any(np.array_equal(a, b) for a, b in zip(kernels, before_kernels))
+
+
+def _conv_widths(model):
+    return [layer.filters for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+
+
+def test_student_cnn_has_at_most_a_quarter_of_the_teachers_parameters_in_widths_of_16():
+    student, teacher = models.student_cnn(), models.improved_cnn()
+    assert student.count_params() <= 0.25 * teacher.count_params()
+    assert _conv_widths(student) == [16, 16, 32, 32, 48, 48] and all(w % 16 == 0 for w in _conv_widths(student))
+    assert [type(layer).__name__ for layer in student.layers] == [type(layer).__name__ for layer in teacher.layers]
+    assert student.name == "student_cnn" and teacher.name == "improved_cnn"
+    assert models.student_cnn((48, 40, 3), 3).output_shape == (None, 3)
+    assert _conv_widths(models.student_cnn(widths=(32, 64))) == [32, 32, 64, 64]
+
+
+@pytest.mark.parametrize("widths", [(16, 32, 40), (8, 16), (), (16.5, 32)])
+def test_student_widths_must_be_whole_multiples_of_16(widths):
+    with pytest.raises(ValueError, match="multiples of 16"):
+        models.student_cnn(widths=widths)
+
+
+def test_training_log_records_each_epoch_and_the_first_batch_loss():
+    import tensorflow as tf
+
+    small = tiny(256)
+    keras.utils.set_random_seed(0)
+    model = recipes.compile_model(models.reference_cnn(), learning_rate=0.0)  # no learning: every batch's loss is known
+    x = data.normalise(small.x_train)
+    batches = tf.data.Dataset.from_tensor_slices((x, small.y_train)).batch(64)  # in order: the first batch is x[:64]
+    log = recipes.TrainingLog()
+    history = model.fit(batches, epochs=3, callbacks=[log], verbose=0)
+    first_batch_loss = model.evaluate(x[:64], small.y_train[:64], verbose=0)[0]
+    assert log.first_loss == pytest.approx(first_batch_loss, rel=1e-4)
+    assert len(log.epoch_seconds) == 3 and all(s > 0 for s in log.epoch_seconds)
+    assert history.history["loss"][0] != pytest.approx(log.first_loss, rel=1e-4)  # an epoch's mean is not its first batch
+    model.fit(batches, epochs=1, callbacks=[log], verbose=0)
+    assert len(log.epoch_seconds) == 1  # a new fit starts a new log

@@ -38,6 +38,34 @@ def test_learning_curves_draw_each_model():
     assert len(accuracy_axis.lines) == 4 and len(loss_axis.lines) == 4
 
 
+def test_soft_labels_draw_a_row_of_bars_per_image():
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    images = np.zeros((3, 32, 32, 3), np.uint8)
+    probabilities = {"T = 1": np.eye(10)[[0, 1, 2]], "T = 4": np.full((3, 10), 0.1)}
+    fig = plots.soft_labels(images, probabilities, [f"class {i}" for i in range(10)], labels=[0, 1, 2])
+    assert isinstance(fig, Figure) and len(fig.axes) == 6  # an image and its bars, per image
+    image_axis, bars_axis = fig.axes[2], fig.axes[3]  # the second image
+    assert image_axis.get_title() == "class 1"
+    heights = [patch.get_height() for patch in bars_axis.patches]
+    assert len(heights) == 20 and heights[:10] == list(np.eye(10)[1]) and heights[10:] == [0.1] * 10
+    assert bars_axis.get_ylim() == (0, 1)
+    assert [t.get_text() for t in fig.axes[1].get_legend().get_texts()] == ["T = 1", "T = 4"]
+    assert [t.get_text() for t in fig.axes[5].get_xticklabels()][:2] == ["class 0", "class 1"]  # class names once, at the bottom
+
+
+def test_accuracy_sweeps_draw_a_panel_per_setting_with_its_noise():
+    fig = plots.accuracy_sweeps({"T": ([1, 2, 4, 8], [0.5, 0.55, 0.6, 0.58]), "alpha": ([0, 0.5, 1], [0.4, 0.5, 0.45])},
+                                images=1000, reference=("alone", 0.45), log2_x=("T",))
+    t_axis, alpha_axis = fig.axes
+    assert t_axis.get_xscale() == "log" and alpha_axis.get_xscale() == "linear"
+    curve, reference = t_axis.lines
+    assert list(curve.get_ydata()) == pytest.approx([50, 55, 60, 58]) and list(reference.get_ydata()) == [45, 45]
+    assert len(t_axis.collections) == 1  # the shaded 95% interval
+    assert "1,000 images" in t_axis.get_ylabel() and alpha_axis.get_xlabel() == "alpha"
+
+
 # --------------------------------------------------------------------------- hardware
 
 

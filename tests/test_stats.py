@@ -230,3 +230,19 @@ def test_paired_difference_interval_holds_the_difference_and_shrinks_with_agreem
     (-0.2, 0.9, 1.0, False, "met"), (1.1, 1.5, 1.0, False, "not met"), (0.5, 1.2, 1.0, False, "within noise of the target")])
 def test_against_target_needs_the_whole_interval(low, high, target, at_least, verdict):
     assert stats.against_target(low, high, target, at_least=at_least) == verdict
+
+
+def test_mean_difference_interval_over_runs():
+    rng = np.random.default_rng(1)
+    a, b = rng.random(2000) < 0.8, rng.random(2000) < 0.82
+    assert stats.mean_difference_interval(a, b) == pytest.approx(stats.paired_difference_interval(a, b))
+    # per image, b's runs minus a's runs averaged: [0, 0.5, 0.5, 1], mean 0.5, population sd sqrt(0.125)
+    runs_a, runs_b = [[1, 0, 1, 0], [1, 1, 0, 0]], [[1, 1, 1, 1], [1, 1, 1, 1]]
+    half = Z95 * math.sqrt(0.125) / 2
+    assert stats.mean_difference_interval(runs_a, runs_b) == pytest.approx((0.5 - half, 0.5 + half))
+    low, high = stats.mean_difference_interval(runs_b, runs_a)  # the other way round: the sign flips
+    assert (low, high) == pytest.approx((-0.5 - half, -0.5 + half))
+    # one run against several: the teacher against the mean of the students
+    assert stats.mean_difference_interval([1, 1, 1, 1], runs_a)[1] == pytest.approx(-0.5 + half)
+    with pytest.raises(ValueError, match="same test images"):
+        stats.mean_difference_interval(np.ones((2, 4)), np.ones((2, 5)))

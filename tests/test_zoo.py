@@ -65,3 +65,18 @@ def test_retrain_and_unreadable_cache(counting_recipe, tiny_data):
 def test_unknown_recipe_lists_known_ones(tiny_data):
     with pytest.raises(KeyError, match="reference, improved"):
         zoo.trained("resnet", tiny_data, PROFILE)
+
+
+def test_training_time_is_recorded_and_loaded_with_the_model(counting_recipe, tiny_data):
+    import json
+
+    trained = zoo.trained("tiny", tiny_data, PROFILE)
+    assert trained.seconds is not None and trained.seconds > 0
+    loaded = zoo.trained("tiny", tiny_data, PROFILE)
+    assert loaded.from_cache and loaded.seconds == round(trained.seconds, 1)
+    meta_path = zoo.cache_path("tiny", tiny_data, PROFILE) / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["seconds"]  # a cache written before training times were recorded
+    meta_path.write_text(json.dumps(meta))
+    older = zoo.trained("tiny", tiny_data, PROFILE)
+    assert older.from_cache and older.seconds is None and counting_recipe == ["smoke"]
