@@ -9,11 +9,14 @@ The modules follow the course's flow, one concern each:
                   kerasutil (copying models, finding layers and kernels through wrappers)
     techniques    pruning (unstructured), surgery (structured: whole filters),
                   quantization (fake quantization, bit sweeps)
+    search        search_space (candidate CNNs, costs, the proxy), search (Optuna workers, fronts)
     deployment    convert (Keras -> LiteRT: float32, float16, int8), litert (running and
                   inspecting converted models), internals (every private API, in one place)
     measurement   measure (parameters, MACs, bytes, accuracy), stats (noise: intervals,
                   paired tests, verdicts), latency (interleaved timing), energy (meters),
-                  training (dtype policies trained together)
+                  joules (the energy method: windows, repeats, idle subtracted),
+                  counters (what they read: RAPL, NVML, the estimate), carbon (CO2 from
+                  energy, CodeCarbon beside), training (dtype policies trained together)
     results       report (the report card; models measured together), results (cards and
                   the store), plots, widgets
     lessons       notebook (lesson helpers), exercises + solutions (checked exercises and

@@ -1,5 +1,6 @@
 """Command line: `effcourse run` executes the lessons and prints what their models measured
-together; `effcourse compare` prints the recorded comparisons again."""
+together; `effcourse compare` prints the recorded comparisons again; `effcourse worker` joins an
+architecture search (lesson 06) from any core or machine."""
 from __future__ import annotations
 
 import argparse
@@ -60,7 +61,19 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--inplace", action="store_true", help="store outputs in notebooks/ (to refresh the committed outputs)")
     compare = sub.add_parser("compare", help="print the recorded comparisons of models measured together")
     compare.add_argument("--lesson")
+    worker = sub.add_parser("worker", help="join an architecture search (lesson 06) and run its trials")
+    worker.add_argument("--storage", required=True, help="a journal file path or a database URL (postgresql://...)")
+    worker.add_argument("--study", required=True, help="the study's name")
+    worker.add_argument("--trials", required=True, type=int, help="complete trials the study needs, all workers together")
+    worker.add_argument("--profile", help="for a new study: the profile it measures in (default: "
+                        f"${profiles.ENV_VAR} or {profiles.DEFAULT}); for an existing one it must match")
+    worker.add_argument("--sampler", help="for a new study: nsga2 (default), tpe or random")
+    worker.add_argument("--seed", type=int, help="for a new study: the sampler's seed (default 0)")
+    worker.add_argument("--microcontroller", action="store_true",
+                        help="for a new study: keep within the microcontroller budget")
     args = parser.parse_args(argv)
+    if args.command == "worker":
+        return _worker(args)
     try:
         if args.command == "run":
             runs, started = course.run(args.profile, only=args.only, inplace=args.inplace)
@@ -75,6 +88,24 @@ def main(argv: list[str] | None = None) -> int:
     except (course.CourseError, profiles.ProfileError) as err:
         print(f"effcourse: {err}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _worker(args) -> int:
+    """`effcourse worker`: join (or create) the study and run trials until it has enough."""
+    from . import search, search_space
+    from .data import DataError
+
+    given = {"profile": args.profile, "sampler": args.sampler,
+             "seed": args.seed, "budget": search_space.MICROCONTROLLER if args.microcontroller else None}
+    settings = {name: value for name, value in given.items() if value is not None}
+    try:
+        study = search.create_or_load(args.study, args.storage, **settings)
+        done = search.run_worker(study, args.trials)
+    except (search.SearchError, profiles.ProfileError, DataError) as err:
+        print(f"effcourse: {err}", file=sys.stderr)
+        return 1
+    print(f"Study {args.study!r} has its {args.trials} trials; this worker completed {len(done)} of them.")
     return 0
 
 

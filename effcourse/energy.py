@@ -1,48 +1,53 @@
 """Energy of a span of work, measured where the machine allows it, else estimated and labelled so.
 
-Methods, in the order ``method="auto"`` tries them:
+Methods, in the order ``method="auto"`` tries them (the sources live in counters.py):
 
-* ``"rapl"``: the CPU package energy counters Linux exposes under /sys/class/powercap
+* ``"rapl"``: the CPU package (and DRAM) energy counters Linux exposes under /sys/class/powercap
   (Intel; AMD Zen since kernel 5.8). They cover whole packages: other processes count too.
-* ``"nvml"``: the total-energy counter of each NVIDIA GPU (Volta or newer), via nvidia-ml-py.
-  They cover whole GPUs, and not the CPU.
+* ``"nvml"``: the total-energy counter of each NVIDIA GPU (Volta or newer), via nvidia-ml-py;
+  for older GPUs their power, sampled and integrated. They cover whole GPUs, and not the CPU.
 * ``"estimate"``: CPU time of this process x a power per busy core. Not a measurement.
 
-Every reading carries the method that produced it. Counters tick about every millisecond,
-so measure many inferences in one span and divide (``reading.per(n)``).
+Every reading carries the method that produced it, and says when its window was too short for the
+counter (``reading.reliable``): counters move in steps, so measure many inferences in one window
+and divide (``reading.per(n)``). A counter that does not move over a window of more than a second
+raises EnergyError rather than report 0 J.
+
+This module and counters.py use the standard library only, so a machine without TensorFlow (a GPU
+server) can load them without effcourse/__init__.py, through a stand-in package named as you like:
+
+    import sys, types
+    meter = types.ModuleType("meter")
+    meter.__path__ = ["path/to/effcourse"]  # the folder holding energy.py and counters.py
+    sys.modules["meter"] = meter
+    from meter import energy                # loads counters.py too; effcourse/__init__ never runs
 """
 from __future__ import annotations
 
-import math
 import os
-import re
 import time
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterable, TypeVar
 
-WATTS_ENV_VAR = "EFFCOURSE_WATTS_PER_CORE"
-# Rough power of one busy core: package TDP / core count, as the Green Algorithms calculator
-# (Lannelongue et al., 2021) does. A 15 W 4-core laptop chip gives ~4 W, a 65 W 8-core desktop
-# ~8 W, a 280 W 64-core server ~4.4 W. Set EFFCOURSE_WATTS_PER_CORE for your own CPU.
-DEFAULT_WATTS_PER_CORE = 5.0
+from . import counters
+from .counters import DEFAULT_WATTS_PER_CORE, ESTIMATE_LIMIT, POWER_SAMPLE_S, WATTS_ENV_VAR
+
+__all__ = ["DEFAULT_WATTS_PER_CORE", "ESTIMATE_LIMIT", "METHODS", "MIN_UPDATES", "STUCK_AFTER_S",
+           "WATTS_ENV_VAR", "EnergyError", "EnergyMeter", "EnergyReading", "measure"]
 
 METHODS = ("rapl", "nvml", "estimate")
-# What an estimate from CPU time cannot do, said wherever an estimate is shown.
-ESTIMATE_LIMIT = ("proportional to CPU time: it cannot rank models whose power per core differs "
-                  "(int8 against float32 SIMD work)")
+# A window should span at least this many counter updates: each end of it can be off by one
+# update, so 100 updates keep that error within 2% of the reading.
+MIN_UPDATES = 100
+# A measured counter that has not moved over a window longer than this is stuck, not idle.
+STUCK_AFTER_S = 1.0
 _TITLES = {"rapl": "RAPL", "nvml": "NVML", "estimate": "estimate"}
-_RAPL_ZONE = re.compile(r"(intel|amd)-rapl:(\d+)")  # top-level zones only, not intel-rapl:0:0
 
 T = TypeVar("T")
 
 
 class EnergyError(RuntimeError):
     """An energy method that cannot be used here; the message says why and what to do."""
-
-
-class _Unavailable(Exception):
-    """Why a method cannot be used on this machine (internal)."""
 
 
 @dataclass(frozen=True)
@@ -53,11 +58,27 @@ class EnergyReading:
     seconds: float  # wall time of the span
     method: str  # e.g. "measured: RAPL package", "estimated: CPU time x 5.0 W/core"
     measured: bool  # False for estimates
+    update_s: float = 0.0  # how often the counter moves (0: not stated)
 
     @property
     def watts(self) -> float:
         """Average power over the span."""
         return self.joules / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def reliable(self) -> bool:
+        """Was the span long enough for the counter (at least MIN_UPDATES of its updates)?"""
+        return self.seconds >= MIN_UPDATES * self.update_s
+
+    @property
+    def note(self) -> str:
+        """Why the reading is not reliable; empty when it is."""
+        if self.reliable:
+            return ""
+        return (f"the window ({self.seconds:.3g} s) is shorter than {MIN_UPDATES} updates of this "
+                f"counter ({MIN_UPDATES} x {self.update_s:g} s = {MIN_UPDATES * self.update_s:g} s), "
+                "so its steps alone can be more than 2% of the reading: repeat the work inside "
+                "one longer window")
 
     def per(self, n: int) -> float:
         """Joules per item when the span processed `n` items."""
@@ -66,181 +87,8 @@ class EnergyReading:
         return self.joules / n
 
     def __str__(self) -> str:
-        return f"{self.joules:.3g} J over {self.seconds:.2f} s ({self.watts:.3g} W) [{self.method}]"
-
-
-class _Counter:
-    """An energy source: `read()` snapshots, `joules(start, end)` converts two snapshots."""
-
-    label: str
-    measured: bool = True
-    description: str
-
-    def open(self) -> None:
-        """Prepare for reading (default: nothing to do)."""
-
-    def close(self) -> None:
-        """Release what `open` took (default: nothing)."""
-
-    def read(self) -> Any:
-        """A snapshot of the counter(s)."""
-        raise NotImplementedError
-
-    def joules(self, start: Any, end: Any) -> float:
-        """Joules between two snapshots."""
-        raise NotImplementedError
-
-
-def _read_text(path: Path, fix: str = "") -> str:
-    """The stripped text of a counter file; `fix` is added to a permission-denied reason."""
-    try:
-        return path.read_text().strip()
-    except PermissionError:
-        raise _Unavailable(f"permission denied on {path}{fix}") from None
-    except OSError as exc:
-        raise _Unavailable(f"cannot read {path}: {exc.strerror or exc}") from None
-
-
-def _read_int(path: Path, fix: str = "") -> int:
-    text = _read_text(path, fix)
-    try:
-        return int(text)
-    except ValueError:
-        raise _Unavailable(f"{path} does not hold a whole number: {text!r}") from None
-
-
-class _Rapl(_Counter):
-    def __init__(self, root: Path) -> None:
-        if not root.is_dir():
-            raise _Unavailable(f"{root} absent (not Linux, or no powercap support)")
-        try:
-            entries = list(root.iterdir())
-        except OSError as exc:
-            raise _Unavailable(f"cannot list {root}: {exc.strerror or exc}") from None
-        zones = []
-        for zone in entries:
-            match = _RAPL_ZONE.fullmatch(zone.name)
-            if match and zone.is_dir() and _read_text(zone / "name").startswith("package"):
-                zones.append((int(match.group(2)), zone))
-        if not zones:
-            raise _Unavailable(f"no package zone in {root} (virtual machine, or CPU without RAPL)")
-        zones.sort()
-        self._energy = [zone / "energy_uj" for _, zone in zones]
-        paths = " ".join(map(str, self._energy))
-        self._fix = (
-            " (root-only on most distributions since 2020): "
-            f"run `sudo chmod o+r {paths}` (lasts until reboot), or run as root"
-        )
-        self._ranges = [_read_int(zone / "max_energy_range_uj") for _, zone in zones]
-        indices = "+".join(str(index) for index, _ in zones)
-        self.label = "measured: RAPL package" + ("" if len(zones) == 1 else f"s {indices}")
-        self.description = (
-            f"measured by the RAPL energy counters of CPU package {indices} in {root}; they count "
-            "the whole package (other processes too), not memory or GPU"
-        )
-        self.read()  # readable now, or _Unavailable with the reason
-
-    def read(self) -> list[int]:
-        return [_read_int(path, self._fix) for path in self._energy]
-
-    def joules(self, start: list[int], end: list[int]) -> float:
-        total = 0
-        for first, last, span in zip(start, end, self._ranges):
-            total += last - first if last >= first else last + span - first  # wrapped once
-        return total / 1e6
-
-
-class _Nvml(_Counter):
-    def __init__(self, nvml: Any) -> None:
-        if nvml is None:
-            try:
-                import pynvml as nvml
-            except ImportError as exc:
-                raise _Unavailable(f"nvidia-ml-py not installed ({exc})") from None
-        self._nvml = nvml
-        self.open()
-        try:
-            if not self._handles:
-                raise _Unavailable("no NVIDIA GPU")
-            self.read()
-        finally:
-            self.close()
-        gpus = "+".join(str(index) for index in range(len(self._handles)))
-        self.label = f"measured: NVML GPU {gpus}"
-        self.description = (
-            f"measured by the NVML energy counters of GPU {gpus}; they count the whole GPU "
-            "(other processes too), not the CPU"
-        )
-
-    def open(self) -> None:
-        nvml = self._nvml
-        try:
-            nvml.nvmlInit()
-        except nvml.NVMLError as exc:
-            raise _Unavailable(f"no usable NVIDIA driver (nvmlInit: {exc})") from None
-        try:
-            count = nvml.nvmlDeviceGetCount()
-            self._handles = [nvml.nvmlDeviceGetHandleByIndex(index) for index in range(count)]
-        except nvml.NVMLError as exc:
-            nvml.nvmlShutdown()
-            raise _Unavailable(f"cannot list GPUs ({exc})") from None
-
-    def close(self) -> None:
-        self._nvml.nvmlShutdown()
-
-    def read(self) -> list[int]:
-        energies = []
-        for index, handle in enumerate(self._handles):
-            try:
-                energies.append(self._nvml.nvmlDeviceGetTotalEnergyConsumption(handle))
-            except self._nvml.NVMLError as exc:
-                raise _Unavailable(
-                    f"GPU {index} has no readable energy counter ({exc}; it needs Volta or newer)"
-                ) from None
-        return energies
-
-    def joules(self, start: list[int], end: list[int]) -> float:
-        return sum(last - first for first, last in zip(start, end)) / 1e3  # millijoules
-
-
-def _positive(value: Any) -> bool:
-    try:
-        return math.isfinite(float(value)) and float(value) > 0
-    except (TypeError, ValueError):
-        return False
-
-
-class _Estimate(_Counter):
-    measured = False
-
-    def __init__(self, watts_per_core: float | None) -> None:
-        if watts_per_core is not None:
-            source = "the watts_per_core argument"
-        elif WATTS_ENV_VAR in os.environ:
-            watts_per_core = os.environ[WATTS_ENV_VAR]
-            if not _positive(watts_per_core):
-                raise _Unavailable(
-                    f"{WATTS_ENV_VAR}={watts_per_core!r} is not a positive number of watts per "
-                    "core; set it to e.g. 5.0, or unset it"
-                )
-            source = WATTS_ENV_VAR
-        else:
-            watts_per_core = DEFAULT_WATTS_PER_CORE
-            source = f"the default; set {WATTS_ENV_VAR} to your CPU's TDP / cores"
-        self.watts = float(watts_per_core)
-        watts = f"{self.watts:.1f}" if round(self.watts, 1) == self.watts else f"{self.watts:g}"
-        self.label = f"estimated: CPU time x {watts} W/core"
-        self.description = (
-            f"estimated as the CPU time of this process (all its threads) x {watts} W per core "
-            f"({source}); idle, memory and GPU power are left out, so compare it only with "
-            f"other estimates, and it is {ESTIMATE_LIMIT}"
-        )
-
-    def read(self) -> float:
-        return time.process_time()
-
-    def joules(self, start: float, end: float) -> float:
-        return (end - start) * self.watts
+        text = f"{self.joules:.3g} J over {self.seconds:.2f} s ({self.watts:.3g} W) [{self.method}]"
+        return text if self.reliable else f"{text} (window too short for the counter)"
 
 
 class EnergyMeter:
@@ -249,8 +97,10 @@ class EnergyMeter:
     method: "auto" (RAPL if readable, then NVML if a GPU is present, else the estimate),
     "rapl", "nvml" or "estimate"; a method that cannot be used raises EnergyError saying why.
     watts_per_core: power per busy core for the estimate (else EFFCOURSE_WATTS_PER_CORE,
-    else DEFAULT_WATTS_PER_CORE). powercap_root, nvml: where RAPL counters live and an object
-    with the pynvml API (default: pynvml, imported when needed); both are there for tests.
+    else DEFAULT_WATTS_PER_CORE). gpus: the GPU indices NVML reads (default all);
+    sample_interval_s: how often a GPU without an energy counter has its power sampled.
+    powercap_root, nvml: where RAPL counters live and an object with the pynvml API (default:
+    pynvml, imported when needed); both are there for tests.
     """
 
     def __init__(
@@ -260,15 +110,25 @@ class EnergyMeter:
         watts_per_core: float | None = None,
         powercap_root: str | os.PathLike = "/sys/class/powercap",
         nvml: Any = None,
+        gpus: Iterable[int] | None = None,
+        sample_interval_s: float = POWER_SAMPLE_S,
     ) -> None:
         if method != "auto" and method not in METHODS:
             raise ValueError(f"method must be 'auto' or one of {METHODS}, got {method!r}")
-        if watts_per_core is not None and not _positive(watts_per_core):
+        if watts_per_core is not None and not counters.positive_number(watts_per_core):
             raise ValueError(f"watts_per_core must be a positive number, got {watts_per_core!r}")
+        if gpus is not None:
+            gpus = tuple(gpus)
+            if not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in gpus):
+                raise ValueError(f"gpus must be GPU indices (whole numbers from 0), got {gpus!r}")
+        if not counters.positive_number(sample_interval_s):
+            raise ValueError(f"sample_interval_s must be a positive number, got {sample_interval_s!r}")
         self.method = method
-        self._watts_per_core = watts_per_core
-        self._powercap_root = Path(powercap_root)
-        self._nvml = nvml
+        self._sources: dict[str, Callable[[], counters.Counter]] = {
+            "rapl": lambda: counters.Rapl(powercap_root),
+            "nvml": lambda: counters.nvml_counter(nvml, gpus, sample_interval_s),
+            "estimate": lambda: counters.Estimate(watts_per_core),
+        }
         self._reasons: dict[str, str] = {}  # method -> why it cannot be used
         self._reading: EnergyReading | None = None
         for name in METHODS if method == "auto" else (method,):
@@ -279,15 +139,11 @@ class EnergyMeter:
         reasons = reversed(self._reasons.items())  # the last method tried first
         raise EnergyError("; ".join(f"{_TITLES[n]} not available: {r}" for n, r in reasons))
 
-    def _probe(self, name: str) -> _Counter | None:
+    def _probe(self, name: str) -> counters.Counter | None:
         """The counter for method `name`, or None with the reason kept in `_reasons`."""
         try:
-            if name == "rapl":
-                return _Rapl(self._powercap_root)
-            if name == "nvml":
-                return _Nvml(self._nvml)
-            return _Estimate(self._watts_per_core)
-        except _Unavailable as exc:
+            return self._sources[name]()
+        except counters.Unavailable as exc:
             self._reasons[name] = str(exc)
             return None
 
@@ -295,6 +151,17 @@ class EnergyMeter:
     def method_label(self) -> str:
         """The label the readings will carry, e.g. "estimated: CPU time x 5.0 W/core"."""
         return self._counter.label
+
+    @property
+    def update_s(self) -> float:
+        """How often the counter moves, in seconds: windows need MIN_UPDATES of these."""
+        return self._counter.update_s
+
+    @property
+    def uncertainty(self) -> float | None:
+        """For an estimate, its uncertainty as a factor (2.0: between half and twice the
+        figure); None for counters."""
+        return self._counter.uncertainty
 
     @property
     def reading(self) -> EnergyReading:
@@ -320,14 +187,14 @@ class EnergyMeter:
     def _snapshot(self) -> Any:
         try:
             return self._counter.read()
-        except _Unavailable as exc:
+        except counters.Unavailable as exc:
             raise EnergyError(f"{_TITLES[self._chosen]} failed while measuring: {exc}") from None
 
     def __enter__(self) -> EnergyMeter:
         self._reading = None
         try:
             self._counter.open()
-        except _Unavailable as exc:
+        except counters.Unavailable as exc:
             raise EnergyError(f"{_TITLES[self._chosen]} not available: {exc}") from None
         try:
             self._start = self._snapshot()
@@ -337,17 +204,27 @@ class EnergyMeter:
         self._t0 = time.perf_counter()
         return self
 
-    def __exit__(self, *exc_info: Any) -> None:
+    def __exit__(self, exc_type: Any, *exc_info: Any) -> None:
         seconds = time.perf_counter() - self._t0
         try:
             end = self._snapshot()
         finally:
             self._counter.close()
+        joules = self._counter.joules(self._start, end)
+        if self._counter.measured and joules == 0 and seconds > STUCK_AFTER_S:
+            if exc_type is None:  # else let the block's own exception through
+                raise EnergyError(
+                    f"the {self.method_label.removeprefix('measured: ')} counter did not advance "
+                    f"over {seconds:.1f} s: a stuck counter, or one a virtual machine exposes but "
+                    "does not update; measure on bare metal, or use method='estimate'"
+                )
+            return
         self._reading = EnergyReading(
-            joules=self._counter.joules(self._start, end),
+            joules=joules,
             seconds=seconds,
             method=self.method_label,
             measured=self._counter.measured,
+            update_s=self._counter.update_s,
         )
 
 

@@ -366,3 +366,95 @@ def _check_distillation_loss(function: Callable) -> None:
                 if close(got, (1 - alpha) * hard + alpha * soft) else
                 "add the two terms, weighted: alpha x the hard-label loss + (1 - alpha) x the soft term")
         raise Wrong(f"For {described} your function gives {got:.4g}: {hint}.")
+
+
+# Lesson 06 ------------------------------------------------------------------------------
+
+_FRONTS = {  # (accuracies, MACs in millions, which are Pareto-optimal)
+    "five models, three on the front": ([0.70, 0.75, 0.72, 0.80, 0.78], [2.0, 4.0, 5.0, 9.0, 12.0],
+                                        [True, True, False, True, False]),
+    "two models equal in both objectives": ([0.70, 0.70, 0.60], [3.0, 3.0, 1.0], [True, True, True]),
+    "a tie in accuracy, one with fewer MACs": ([0.70, 0.70, 0.65], [3.0, 4.0, 1.0], [True, False, True]),
+}
+
+
+@_exercise("a model is on the front unless another is at least as good in both objectives and better in one.")
+def _check_pareto_front(function: Callable) -> None:
+    for what, (accuracy, macs, right) in _FRONTS.items():
+        described = f"{what} (accuracy {accuracy}, MACs in millions {macs})"
+        got = np.asarray(_call(function, np.array(accuracy), np.array(macs), described=described))
+        if got.shape != (len(accuracy),) or got.dtype != bool:
+            raise Wrong(f"For {described} your function returned {got.dtype} of shape {got.shape}; expected "
+                        f"{len(accuracy)} booleans, one per model.")
+        if np.array_equal(got, right):
+            continue
+        wrong = [i for i, (g, r) in enumerate(zip(got, right)) if g != r]
+        hint = ("a model equal to another in both objectives is not dominated by it: domination needs one "
+                "objective strictly better" if what.startswith("two models equal") else
+                "at equal accuracy, fewer MACs dominate: 'at least as good in both, better in one'"
+                if what.startswith("a tie") else
+                "more accurate is better, fewer MACs are better: compare each model with every other one")
+        raise Wrong(f"For {described} your answer is wrong for model(s) {wrong} (counting from 0): {hint}.")
+
+
+# Lesson 07 ------------------------------------------------------------------------------
+
+_MAX_RANGE_UJ = 262_143_328_850  # a real Intel package's max_energy_range_uj
+
+
+@_exercise("the counter's difference, wrapped once at its range, in joules, less idle power x time, per inference.")
+def _check_net_joules_per_inference(function: Callable) -> None:
+    cases = [  # (start µJ, end µJ, idle W, seconds, inferences, what)
+        (1_000_000_000, 1_700_000_000, 20.0, 10.0, 50_000, "a window that does not wrap"),
+        (_MAX_RANGE_UJ - 300_000_000, 400_000_000, 20.0, 10.0, 50_000, "a window in which the counter wraps"),
+        (5_000_000, 47_000_000, 3.0, 12.0, 1, "one long inference of 12 s"),
+    ]
+    for start, end, idle, seconds, n, what in cases:
+        described = f"{what} (start {start:,} µJ, end {end:,} µJ, idle {idle:g} W, {seconds:g} s, {n:,} inferences)"
+        got = _number(_call(function, start, end, _MAX_RANGE_UJ, idle, seconds, n, described=described), described)
+        delta = (end - start if end >= start else end + _MAX_RANGE_UJ - start) / 1e6
+        right = (delta - idle * seconds) / n
+        if np.isclose(got, right, rtol=1e-6):
+            continue
+        hint = ("the counter wrapped: it counts up to max_energy_range_uj and starts again at 0, so add the range"
+                if np.isclose(got, ((end - start) / 1e6 - idle * seconds) / n, rtol=1e-6) else
+                "subtract the idle energy (idle power x the window's seconds): that is net, the work's own share"
+                if np.isclose(got, delta / n, rtol=1e-6) else
+                "the counter is in microjoules: divide by 1,000,000 for joules"
+                if np.isclose(got, right * 1e6, rtol=1e-6) or np.isclose(got, (delta * 1e6 - idle * seconds) / n, rtol=1e-6) else
+                "divide by the number of inferences: the window holds many"
+                if np.isclose(got, right * n, rtol=1e-6) else
+                "net joules per inference = (counter difference in joules - idle W x seconds) / inferences")
+        raise Wrong(f"For {described} your function gives {got:.6g}: {hint}.")
+
+
+_REPEATS = {  # net mJ per inference of a reference and a model, one per interleaved repeat, and the answer
+    "a model clearly cheaper in every repeat": ([1.00, 1.05, 0.97, 1.02, 0.99], [0.61, 0.66, 0.59, 0.63, 0.60], "less"),
+    "a model clearly costlier in every repeat": ([1.00, 1.05, 0.97, 1.02, 0.99], [1.31, 1.40, 1.25, 1.33, 1.29], "more"),
+    "a model cheaper on average, but not in one repeat": ([1.00, 1.05, 0.97, 1.02, 0.99], [0.80, 0.84, 1.05, 0.81, 0.79],
+                                                           "no measurable difference"),
+    "two models within 3% in every repeat": ([1.00, 1.05, 0.97, 1.02, 0.99], [0.99, 1.03, 0.98, 1.00, 1.01],
+                                             "no measurable difference"),
+    "a noisy machine whose repeats drift together": ([1.0, 2.0, 1.5, 3.0, 1.2], [0.5, 1.0, 0.75, 1.5, 0.6], "less"),
+}
+
+
+@_exercise("the ratio of each interleaved repeat, and a verdict only when every ratio lies beyond 3% of 1.")
+def _check_energy_verdict(function: Callable) -> None:
+    for what, (reference, model, right) in _REPEATS.items():
+        described = f"{what} (reference {reference}, model {model})"
+        got = _call(function, np.array(reference), np.array(model), described=described)
+        if not isinstance(got, str) or got not in ("less", "more", "no measurable difference"):
+            raise Wrong(f"For {described} your function returned {got!r}; expected 'less', 'more' or "
+                        "'no measurable difference'.")
+        if got == right:
+            continue
+        if what.startswith("a noisy machine"):
+            hint = ("compare each repeat's pair, measured side by side: the machine's drift moves both, and "
+                    "their ratio stays put; the two ranges overlap, the ratios do not")
+        elif right == "no measurable difference":
+            hint = ("a difference counts only when every repeat's ratio lies more than 3% from 1: one repeat "
+                    "that disagrees, or ratios within 3%, leave no measurable difference")
+        else:
+            hint = "every repeat's ratio lies beyond 3% of 1 here, on the same side"
+        raise Wrong(f"For {described} your function says {got!r}: {hint}.")

@@ -1,6 +1,6 @@
 """Plots several lessons share: learning curves, and the accuracy-against-cost trade-off of a set
 of models measured together (`report.measure_together`), with the noise of every point drawn;
-and lesson 05's soft labels and accuracy sweeps."""
+lesson 05's soft labels and accuracy sweeps; lesson 07's energy windows and accuracy against energy."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -127,5 +127,80 @@ def accuracy_sweeps(panels: dict[str, tuple[list, list]], *, images: int, refere
         ax.set_xlabel(label)
     axes[0, 0].set_ylabel(f"accuracy (%, 95% interval, {images:,} images)")
     axes[0, 0].legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def energy_windows(measurement) -> Figure:
+    """Every window of an energy measurement (`joules.measure_energy`): left, each subject's gross
+    and net energy per item in each repeat (the gap is the idle energy); right, the idle power of
+    each repeat. The method labels the axes."""
+    import numpy as np
+
+    fig, (ax, ax_idle) = plt.subplots(1, 2, figsize=(12, 3.8), gridspec_kw={"width_ratios": [3, 1]})
+    names = list(measurement.subjects)
+    for i, name in enumerate(names):
+        s = measurement.subjects[name]
+        jitter = np.linspace(-0.15, 0.15, len(s.gross_j))
+        ax.plot(i + jitter, 1e3 * s.gross_per_item(), "o", mfc="none", color=f"C{i}", label="gross" if i == 0 else None)
+        ax.plot(i + jitter, 1e3 * s.net_per_item(), "o", color=f"C{i}", label="net of idle" if i == 0 else None)
+    ax.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize="small")
+    ax.set(ylabel=f"mJ per {measurement.unit}", ylim=(0, None),
+           title=f"{measurement.repeats} repeats each ({measurement.method})")
+    ax.legend(fontsize="small")
+    ax_idle.plot(range(1, measurement.repeats + 1), measurement.idle_w, "s", color="grey")
+    ax_idle.set(xlabel="repeat", ylabel="idle power (W)", ylim=(0, None), title="idle windows")
+    fig.tight_layout()
+    return fig
+
+
+def accuracy_energy(comparison: "Comparison", measurement) -> Figure:
+    """Accuracy against net energy per inference, one point per model measured together:
+    vertical bars the accuracy's 95% interval, horizontal bars the range of the net energy over the
+    interleaved repeats. The energy method names the axis: an estimate says so."""
+    import numpy as np
+    import seaborn as sns
+    from adjustText import adjust_text
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    names = [n for n in comparison.table.index if n in measurement.subjects]
+    palette = sns.color_palette("colorblind", len(names))
+    texts = []
+    for i, name in enumerate(names):
+        card, net = comparison.cards[name], 1e3 * measurement.subjects[name].net_per_item()
+        x, y = float(np.median(net)), 100 * card.accuracy
+        ax.errorbar(x, y, xerr=[[x - net.min()], [net.max() - x]],
+                    yerr=[[y - 100 * card.accuracy_low], [100 * card.accuracy_high - y]],
+                    fmt="o", color=palette[i], capsize=3)
+        texts.append(ax.text(x, y, name, fontsize="small"))
+    ax.set(xscale="log", xlabel=f"mJ per {measurement.unit}, batch {measurement.batch} ({measurement.net_label})",
+           ylabel="test accuracy (%, 95% interval)")
+    ax.margins(x=0.2, y=0.15)
+    adjust_text(texts, ax=ax, arrowprops={"arrowstyle": "-", "color": "grey", "lw": 0.5})
+    fig.suptitle(f"{comparison.title}\n{comparison.cards[comparison.reference].hardware}", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def pareto_fronts(fronts: dict[str, tuple[list, list, list]], marks: dict[str, tuple[float, float]] | None = None,
+                  *, title: str = "") -> Figure:
+    """Accuracy against MACs (log scale) of the trials of several searches, one colour each:
+    `fronts` maps a search's name to (MACs of every trial, accuracies of every trial, whether each
+    is on the search's Pareto front). Each front is drawn as the staircase it dominates; `marks`
+    (name -> (MACs, accuracy)) adds reference models as stars."""
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for i, (name, (macs, accuracy, on_front)) in enumerate(fronts.items()):
+        macs, accuracy, on_front = np.asarray(macs, float) / 1e6, 100 * np.asarray(accuracy, float), np.asarray(on_front, bool)
+        ax.plot(macs, accuracy, "o", color=f"C{i}", alpha=0.35, markersize=5)
+        order = np.argsort(macs[on_front])
+        ax.step(macs[on_front][order], accuracy[on_front][order], where="post", color=f"C{i}", lw=1.5,
+                marker="o", label=f"{name}: front of {int(on_front.sum())} of {len(macs)} trials")
+    for name, (macs, accuracy) in (marks or {}).items():
+        ax.plot(macs / 1e6, 100 * accuracy, "*", color="black", markersize=12)
+        ax.annotate(name, (macs / 1e6, 100 * accuracy), textcoords="offset points", xytext=(6, 4), fontsize="small")
+    ax.set(xscale="log", xlabel="MACs per image (millions, log scale)", ylabel="proxy accuracy (%)", title=title)
+    ax.legend(fontsize="small")
     fig.tight_layout()
     return fig

@@ -28,6 +28,7 @@ class Profile:
     max_epochs: int | None
     latency_runs: int  # timed single-image inferences per latency measurement
     warmup_runs: int
+    energy_window_s: float = 10.0  # seconds of repeated work per energy window (effcourse.joules)
     batch_size: int = 64
 
     def epochs(self, full: int) -> int:
@@ -48,6 +49,7 @@ PROFILES = {
         max_epochs=2,
         latency_runs=50,
         warmup_runs=5,
+        energy_window_s=0.25,
     ),
     "workshop": Profile(
         name="workshop",
@@ -58,6 +60,7 @@ PROFILES = {
         max_epochs=10,
         latency_runs=200,
         warmup_runs=20,
+        energy_window_s=2.0,
     ),
     "full": Profile(
         name="full",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
@@ -80,6 +80,7 @@ class Comparison:
     reference: str
     cards: dict[str, ReportCard]
     table: "pd.DataFrame"  # one row per model, every figure
+    files: dict[str, str] = field(default_factory=dict)  # name -> key of its LiteRT file in the store (if recorded)
 
     SUMMARY = ["accuracy %", "vs ref (points)", "accuracy verdict", "gzip KiB", "latency x ref",
                "latency CI", "speed verdict", "energy x ref"]
@@ -119,8 +120,10 @@ class Comparison:
                 f"McNemar test on the same images.")
 
     def to_dict(self) -> dict:
+        card = self.cards[self.reference]
         return {"id": self.id, "title": self.title, "lesson": self.lesson, "reference": self.reference,
-                "timestamp": self.cards[self.reference].timestamp, "conditions": self.conditions(),
+                "timestamp": card.timestamp, "profile": card.profile, "data": card.data,
+                "conditions": self.conditions(), "files": self.files,
                 "rows": self.table.reset_index().to_dict(orient="records")}
 
     def __str__(self) -> str:
@@ -192,6 +195,7 @@ def measure_together(models: Mapping[str, object], data, *, lesson: str, title: 
         for card in cards.values():
             results.record(card)
         if identity:
+            comparison.files = {name: results.save_deployed(s.deployed.content) for name, s in subjects.items()}
             results.record_comparison(comparison.to_dict())
     return comparison
 

@@ -4,6 +4,7 @@ later lesson, the main job and the book can put them side by side."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import html
 import json
 import warnings
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 CARDS = "results.jsonl"
 COMPARISONS = "comparisons.jsonl"
 TRAININGS = "trainings.jsonl"  # dtype policies trained together (training.compare_policies)
+DEPLOYED = "deployed"  # the LiteRT files that comparisons measured, one per content (lesson 07 measures them again)
 # Cards for the same model, measured the same way on the same data and machine, replace each other.
 IDENTITY = ("model", "lesson", "kind", "profile", "data", "hardware")
 
@@ -174,6 +176,50 @@ def load_comparisons(*, since: str | None = None, **filters) -> list[dict]:
     """Recorded comparisons matching every filter (e.g. lesson="02"), oldest first."""
     found = [c for c in _read(COMPARISONS) if all(str(c.get(k)) == str(v) for k, v in filters.items())]
     return [c for c in found if since is None or c.get("timestamp", "") >= since]
+
+
+def save_deployed(content: bytes) -> str:
+    """Keep a measured model's LiteRT file in the store, once per content; return its key."""
+    key = hashlib.sha256(content).hexdigest()[:16]
+    path = paths.subdir(DEPLOYED) / f"{key}.tflite"
+    if not path.exists():
+        staging = path.with_suffix(".partial")
+        staging.write_bytes(content)
+        staging.replace(path)
+    return key
+
+
+@dataclass(frozen=True)
+class DeployedModel:
+    """A model as a recorded comparison measured it: its card and its LiteRT file."""
+
+    card: ReportCard
+    path: Path
+
+    @property
+    def label(self) -> str:
+        return f"{self.card.model} ({self.card.lesson})"
+
+
+def deployed_models(*, profile: str, data: str, lessons: Iterable[str] | None = None) -> list[DeployedModel]:
+    """The models of each lesson's latest recorded comparison in `profile` on `data` (a data
+    source as cards name it), in lesson order, each LiteRT file once (its first lesson keeps it);
+    only those of `lessons` if given."""
+    latest = {}
+    for comparison in load_comparisons(profile=profile, data=data):
+        if comparison.get("files") and (lessons is None or comparison["lesson"] in lessons):
+            latest[comparison["lesson"]] = comparison
+    found, seen = [], set()
+    for lesson in sorted(latest):
+        comparison = latest[lesson]
+        cards = {c.model: c for c in load(latest=False, comparison=comparison["id"])}
+        for name, key in comparison["files"].items():
+            path = paths.subdir(DEPLOYED) / f"{key}.tflite"
+            if key in seen or name not in cards or not path.exists():
+                continue
+            seen.add(key)
+            found.append(DeployedModel(cards[name], path))
+    return found
 
 
 def record_training(summary: dict) -> None:

@@ -55,3 +55,31 @@ def distillation_loss(student_logits, teacher_logits, labels, temperature, alpha
     p_teacher, p_student = softmax(teacher_logits, temperature), softmax(student_logits, temperature)
     soft = (p_teacher * (np.log(p_teacher) - np.log(p_student))).sum(axis=-1).mean()
     return float(alpha * hard + (1 - alpha) * temperature**2 * soft)
+
+
+def net_joules_per_inference(start_uj, end_uj, max_range_uj, idle_watts, seconds, inferences):
+    """Lesson 07: net joules per inference from two RAPL readings (µJ) that may have wrapped once."""
+    counted = end_uj - start_uj if end_uj >= start_uj else end_uj + max_range_uj - start_uj
+    return (counted / 1e6 - idle_watts * seconds) / inferences
+
+
+def energy_verdict(reference, model, margin=0.03):
+    """Lesson 07: "less", "more" or "no measurable difference" from per-repeat energies measured
+    side by side: every repeat's ratio must lie beyond `margin` of 1, on the same side."""
+    ratios = np.asarray(model) / np.asarray(reference)
+    if np.all(ratios < 1 - margin):
+        return "less"
+    if np.all(ratios > 1 + margin):
+        return "more"
+    return "no measurable difference"
+
+
+def pareto_front(accuracy, macs):
+    """Lesson 06: per model, whether no other model is at least as accurate with at most as many
+    MACs and strictly better in one of the two."""
+    accuracy, macs = np.asarray(accuracy, dtype=float), np.asarray(macs, dtype=float)
+    front = []
+    for a, m in zip(accuracy, macs):
+        dominated = np.any((accuracy >= a) & (macs <= m) & ((accuracy > a) | (macs < m)))
+        front.append(not dominated)
+    return np.array(front)

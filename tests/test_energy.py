@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from effcourse import energy
 from effcourse.energy import (
     DEFAULT_WATTS_PER_CORE,
     WATTS_ENV_VAR,
@@ -20,77 +21,10 @@ from effcourse.energy import (
     measure,
 )
 
+from energyfakes import (NO_DRIVER, NO_PERMISSION, NOT_SUPPORTED, FakeNVML, busy, powercap,
+                         set_energy, write_zone)
+
 REPO = Path(__file__).resolve().parents[1]
-MAX_RANGE_UJ = 262_143_328_850  # a real Intel max_energy_range_uj
-
-
-def write_zone(path: Path, name: str, energy_uj: int, max_range: int = MAX_RANGE_UJ) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "name").write_text(name + "\n")
-    (path / "energy_uj").write_text(f"{energy_uj}\n")
-    (path / "max_energy_range_uj").write_text(f"{max_range}\n")
-    return path
-
-
-def set_energy(zone: Path, energy_uj: int) -> None:
-    (zone / "energy_uj").write_text(f"{energy_uj}\n")
-
-
-def powercap(root: Path) -> dict[str, Path]:
-    """A tree like a two-socket Intel machine's /sys/class/powercap, with the zones that must
-    not be counted: subzones (nested and listed at top level, as sysfs does), psys, and the
-    MMIO copy of package 0 that recent Intel laptops expose."""
-    zones = {
-        "pkg0": write_zone(root / "intel-rapl:0", "package-0", 1_000_000),
-        "pkg1": write_zone(root / "intel-rapl:1", "package-1", 50_000_000),
-        "psys": write_zone(root / "intel-rapl:2", "psys", 3_000_000),
-        "core": write_zone(root / "intel-rapl:0" / "intel-rapl:0:0", "core", 400_000),
-        "top_core": write_zone(root / "intel-rapl:0:0", "core", 400_000),
-        "mmio": write_zone(root / "intel-rapl-mmio:0", "package-0", 1_000_000),
-    }
-    (root / "intel-rapl").mkdir()  # the control type folder, not a zone
-    return zones
-
-
-class FakeNVML:
-    """The few pynvml calls the meter uses; `energy_mj[i]` is GPU i's counter, set by the test."""
-
-    class NVMLError(Exception):
-        pass
-
-    def __init__(self, energy_mj=(1_000, 20_000), init_error=None, energy_error=None):
-        self.energy_mj = list(energy_mj)
-        self.init_error = init_error
-        self.energy_error = energy_error
-        self.open = 0  # nvmlInit calls not yet matched by nvmlShutdown
-
-    def nvmlInit(self):
-        if self.init_error:
-            raise self.NVMLError(self.init_error)
-        self.open += 1
-
-    def nvmlShutdown(self):
-        self.open -= 1
-
-    def nvmlDeviceGetCount(self):
-        return len(self.energy_mj)
-
-    def nvmlDeviceGetHandleByIndex(self, index):
-        return ("gpu", index)
-
-    def nvmlDeviceGetTotalEnergyConsumption(self, handle):
-        if self.energy_error:
-            raise self.NVMLError(self.energy_error)
-        return self.energy_mj[handle[1]]
-
-
-NO_DRIVER = FakeNVML(init_error="NVML Shared Library Not Found")
-
-
-def busy(cpu_seconds: float) -> None:
-    end = time.process_time() + cpu_seconds
-    while time.process_time() < end:
-        pass
 
 
 # --- RAPL ---------------------------------------------------------------------------------
@@ -131,7 +65,7 @@ def test_rapl_accepts_amd_zone_names(tmp_path):
     "build, reason",
     [
         (lambda root: None, "absent"),
-        (lambda root: write_zone(root / "intel-rapl:0", "psys", 0), "no package zone"),
+        (lambda root: write_zone(root / "intel-rapl:0", "psys", 0), "no RAPL package zone"),
     ],
     ids=["no-powercap", "no-package-zone"],
 )
@@ -247,19 +181,24 @@ def test_nvml_shuts_down_when_the_block_raises():
 
 
 @pytest.mark.parametrize(
-    "nvml, reason",
+    "nvml, gpus, reason",
     [
-        (NO_DRIVER, "no usable NVIDIA driver (nvmlInit: NVML Shared Library Not Found)"),
-        (FakeNVML(energy_mj=()), "no NVIDIA GPU"),
-        (FakeNVML(energy_error="Not Supported"), "GPU 0 has no readable energy counter (Not Sup"),
+        (NO_DRIVER, None, "no usable NVIDIA driver (nvmlInit: NVML Shared Library Not Found)"),
+        (FakeNVML(energy_mj=()), None, "no NVIDIA GPU"),
+        (FakeNVML(energy_error=NO_PERMISSION), None,
+         "cannot read the energy counter of GPU 0 (Insufficient Permissions)"),
+        (FakeNVML(energy_mj=(0,), energy_error=NOT_SUPPORTED, power_error=NOT_SUPPORTED), None,
+         "GPU 0 has no energy counter (Not Supported; it needs Volta or newer), and cannot read "
+         "the power of GPU 0 (Not Supported)"),
+        (FakeNVML(), [0, 2], "no GPU 2: NVML sees 2 (0 to 1)"),
     ],
-    ids=["no-driver", "no-gpu", "no-energy-counter"],
+    ids=["no-driver", "no-gpu", "energy-counter-denied", "no-energy-counter-nor-power", "no-such-gpu"],
 )
-def test_nvml_unavailable_is_explained(tmp_path, nvml, reason):
+def test_nvml_unavailable_is_explained(tmp_path, nvml, gpus, reason):
     with pytest.raises(EnergyError) as error:
-        EnergyMeter("nvml", nvml=nvml)
+        EnergyMeter("nvml", nvml=nvml, gpus=gpus)
     assert str(error.value).startswith(f"NVML not available: {reason}")
-    meter = EnergyMeter(powercap_root=tmp_path / "absent", nvml=nvml)
+    meter = EnergyMeter(powercap_root=tmp_path / "absent", nvml=nvml, gpus=gpus)
     assert meter.method_label.startswith("estimated:")
     assert f"NVML: not available: {reason}" in meter.explain()
     assert nvml.open == 0
@@ -376,3 +315,117 @@ def test_measure_returns_result_and_reading():
 def test_unknown_method():
     with pytest.raises(ValueError, match="method must be"):
         EnergyMeter("joulemeter")
+
+
+# --- Windows too short, counters that do not move ------------------------------------------
+
+
+def test_window_too_short_for_the_counter_is_flagged(tmp_path):
+    zone = write_zone(tmp_path / "intel-rapl:0", "package-0", 0)
+    meter = EnergyMeter("rapl", powercap_root=tmp_path)
+    needed = energy.MIN_UPDATES * meter.update_s
+    with meter:
+        set_energy(zone, 1_000)
+    short = meter.reading
+    assert short.seconds < needed
+    assert short.update_s == meter.update_s > 0
+    assert short.reliable is False
+    assert f"shorter than {energy.MIN_UPDATES} updates of this counter" in short.note
+    assert str(short).endswith("(window too short for the counter)")
+    with meter:
+        set_energy(zone, 2_000)
+        time.sleep(needed * 1.2)
+    assert meter.reading.reliable is True
+    assert meter.reading.note == ""
+    assert "too short" not in str(meter.reading)
+
+
+def test_reading_reliability_boundary():
+    def reading(seconds):
+        return EnergyReading(joules=1.0, seconds=seconds, method="measured: NVML GPU 0",
+                             measured=True, update_s=0.1)
+
+    assert reading(10.0).reliable and not reading(9.99).reliable
+    assert "(100 x 0.1 s = 10 s)" in reading(2.0).note
+
+
+@pytest.mark.parametrize("method", ["rapl", "nvml"])
+def test_counter_that_does_not_move_raises(tmp_path, monkeypatch, method):
+    monkeypatch.setattr(energy, "STUCK_AFTER_S", 0.05)
+    write_zone(tmp_path / "intel-rapl:0", "package-0", 5_000)
+    meter = EnergyMeter(method, powercap_root=tmp_path, nvml=FakeNVML(energy_mj=(7,)))
+    with pytest.raises(EnergyError, match=r"counter did not advance over 0\.\d s: a stuck counter"):
+        with meter:
+            time.sleep(0.1)
+    with pytest.raises(EnergyError, match="no reading yet"):
+        meter.reading
+    with meter:  # a window shorter than STUCK_AFTER_S may see no step: 0 J, no error
+        pass
+    assert meter.reading.joules == 0
+
+
+def test_stuck_counter_lets_the_blocks_own_error_through(tmp_path, monkeypatch):
+    monkeypatch.setattr(energy, "STUCK_AFTER_S", 0.05)
+    write_zone(tmp_path / "intel-rapl:0", "package-0", 5_000)
+    with pytest.raises(KeyError), EnergyMeter("rapl", powercap_root=tmp_path):
+        time.sleep(0.1)
+        raise KeyError("the work failed")
+
+
+def test_estimate_over_idle_time_is_not_a_stuck_counter(monkeypatch):
+    monkeypatch.setattr(energy, "STUCK_AFTER_S", 0.05)
+    with EnergyMeter("estimate") as meter:
+        time.sleep(0.1)  # no CPU time: an estimate near 0 J, and no error
+    assert meter.reading.joules < 0.05 * DEFAULT_WATTS_PER_CORE
+
+
+def test_update_interval_and_uncertainty_of_each_method(tmp_path):
+    powercap(tmp_path)
+    rapl = EnergyMeter("rapl", powercap_root=tmp_path)
+    nvml = EnergyMeter("nvml", nvml=FakeNVML())
+    sampled = EnergyMeter("nvml", nvml=FakeNVML(energy_error=NOT_SUPPORTED), sample_interval_s=0.25)
+    estimate = EnergyMeter("estimate")
+    assert rapl.update_s < estimate.update_s < nvml.update_s < sampled.update_s == 0.25
+    assert rapl.uncertainty is nvml.uncertainty is sampled.uncertainty is None
+    assert estimate.uncertainty == 2.0
+    assert "factor of about 2 either way" in estimate.explain()
+    with pytest.raises(ValueError, match="sample_interval_s"):
+        EnergyMeter("nvml", nvml=FakeNVML(), sample_interval_s=0)
+
+
+def test_nvml_without_energy_counter_samples_power():
+    nvml = FakeNVML(energy_mj=(0, 0), power_mw=(30_000, 90_000), energy_error=NOT_SUPPORTED)
+    meter = EnergyMeter("nvml", nvml=nvml, sample_interval_s=0.02)
+    assert meter.method_label == "measured: NVML GPU 0+1 power sampled every 0.02 s"
+    with meter:
+        time.sleep(0.2)
+    assert nvml.open == 0
+    reading = meter.reading
+    assert reading.measured is True
+    assert reading.joules == pytest.approx(120 * reading.seconds, rel=0.05)
+    assert "misses spikes between samples" in meter.explain()
+
+
+STANDALONE_SCRIPT = """
+import json, sys, types
+sys.modules["tensorflow"] = None  # importing TensorFlow now fails, as on a machine without it
+meter = types.ModuleType("meter")
+meter.__path__ = [sys.argv[1]]
+sys.modules["meter"] = meter
+from meter import energy
+with energy.EnergyMeter("estimate") as m:
+    sum(range(10**5))
+print(json.dumps({"method": m.reading.method, "counters": energy.counters.__name__,
+                  "effcourse": "effcourse" in sys.modules}))
+"""
+
+
+def test_energy_and_counters_load_without_tensorflow():
+    folder = str(REPO / "effcourse")
+    env = {key: value for key, value in os.environ.items() if key != WATTS_ENV_VAR}
+    proc = subprocess.run([sys.executable, "-c", STANDALONE_SCRIPT, folder],
+                          capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result == {"method": f"estimated: CPU time x {DEFAULT_WATTS_PER_CORE:.1f} W/core",
+                      "counters": "meter.counters", "effcourse": False}

@@ -38,6 +38,10 @@ WRONG = {  # a typical mistake for each exercise, and what the message must poin
     "distillation_loss": (lambda s, t, y, temperature, alpha: solutions.distillation_loss(s, t, y, temperature, alpha)
                           - (1 - alpha) * (1 - 1 / temperature**2) * solutions.distillation_loss(s, t, y, temperature, 0.0),
                           "T²"),  # the soft term without its T² factor
+    "pareto_front": (lambda a, m: np.array([not np.any((a > x) & (m < y)) for x, y in zip(a, m)]), "better in one"),
+    "net_joules_per_inference": (lambda s, e, r, idle, sec, n: ((e - s) / 1e6 - idle * sec) / n, "wrapped"),
+    "energy_verdict": (lambda ref, m: "less" if np.mean(m) < 0.97 * np.mean(ref) else
+                       "more" if np.mean(m) > 1.03 * np.mean(ref) else "no measurable difference", "every repeat"),
 }
 
 

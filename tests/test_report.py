@@ -123,6 +123,12 @@ def test_models_measured_together_get_ratios_and_verdicts(tiny_data):
     assert stored["id"] == together.id and stored["title"] == "Does depth cost time?"
     assert [row["model"] for row in stored["rows"]] == list(table.index)
     assert "interleaved rounds" in together.conditions() and "McNemar" in together.conditions()
+    # the deployed files are kept for lesson 07: the same bytes once, the first name keeps them
+    deployed = results.deployed_models(profile="smoke", data="tiny synthetic test set")
+    assert [d.label for d in deployed] == ["model (00)", "twice the work (00)"]
+    assert deployed[0].path.read_bytes() == lite.content
+    assert results.deployed_models(profile="workshop", data="tiny synthetic test set") == []
+    assert results.deployed_models(profile="smoke", data="tiny synthetic test set", lessons=("01",)) == []
     assert repr(together).startswith("Does depth cost time?\n") and "Report card" not in repr(together)
     # one table per question
     assert together.accuracy_table().loc["same model", "accuracy verdict"] == "within noise"

@@ -1,0 +1,158 @@
+"""Lesson 06's search space: candidates, what they cost, the budget, the proxy and Kendall's tau."""
+import dataclasses
+import itertools
+
+import numpy as np
+import optuna
+import pytest
+import tf_keras as keras
+from tf_keras import layers
+from tiny import SHAPE
+
+from effcourse import convert, measure, search_space
+from effcourse.data import ImageData
+from effcourse.search_space import MICROCONTROLLER, Budget, Costs, Spec
+
+
+@pytest.fixture(scope="module")
+def tiny_data():
+    """60 training and 20 validation images of the small model's shape, 4 classes."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (80, *SHAPE), dtype=np.uint8)
+    y = rng.integers(0, 4, 80).astype(np.int64)
+    return ImageData(x[:60], y[:60], x[60:], y[60:], x[60:], y[60:], ("a", "b", "c", "d"), "test images", True, 16)
+
+
+def test_a_spec_checks_its_values_and_round_trips_through_json():
+    spec = Spec((16, 32, 64), kernel_size=5, conv="separable", pooling="average", head=64)
+    assert Spec.from_json(spec.to_json()) == spec
+    assert spec.name == "cnn_16-32-64_k5_sep_ave_h64"
+    assert Spec([16, 32]).filters == (16, 32)  # a list from JSON becomes the tuple
+    for bad in ({"filters": (20,)}, {"filters": ()}, {"filters": (16,) * 5}, {"filters": (16,), "conv": "dilated"},
+                {"filters": (16,), "kernel_size": 7}, {"filters": (16,), "head": 48}):
+        with pytest.raises(ValueError, match="Not a candidate"):
+            Spec(**bad)
+
+
+def test_suggest_asks_only_for_the_stages_a_candidate_has():
+    fixed = {"stages": 2, "filters_1": 32, "filters_2": 64, "kernel_size": 5, "conv": "separable",
+             "pooling": "average", "head": 32}
+    assert search_space.suggest(optuna.trial.FixedTrial(fixed)) == Spec((32, 64), 5, "separable", "average", 32)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(20):
+        trial = study.ask()
+        spec = search_space.suggest(trial)
+        filters = {f"filters_{i}" for i in range(1, len(spec.filters) + 1)}
+        assert set(trial.params) == {"stages", "kernel_size", "conv", "pooling", "head"} | filters
+        study.tell(trial, 0.0)
+
+
+def test_build_makes_the_candidate_it_describes():
+    spec = Spec((16, 32), kernel_size=5, conv="separable", pooling="average", head=32)
+    model = search_space.build(spec, SHAPE, 4)
+    assert model.name == spec.name and model.output_shape == (None, 4)
+    names = [layer.name for layer in model.layers]
+    assert len(set(names)) == len(names) and names[-1] == "logits"
+    convs = [layer for layer in model.layers if isinstance(layer, (layers.Conv2D, layers.SeparableConv2D))]
+    assert [type(c).__name__ for c in convs] == ["Conv2D"] + ["SeparableConv2D"] * 3  # the first one stays regular
+    assert [c.kernel_size for c in convs] == [(5, 5)] * 4 and [c.filters for c in convs] == [16, 16, 32, 32]
+    assert [type(layer).__name__ for layer in model.layers if "pool" in layer.name] == \
+        ["AveragePooling2D", "GlobalAveragePooling2D"]
+    assert model.get_layer("head_dense").units == 32
+
+
+def test_a_regular_candidate_has_the_macs_of_its_convolutions():
+    """One stage of two 3x3 convolutions of 16 filters on 8x8 images, pooled straight to 4 logits."""
+    model = search_space.build(Spec((16,)), SHAPE, 4)
+    positions = SHAPE[0] * SHAPE[1]
+    expected = positions * 3 * 3 * 3 * 16 + positions * 3 * 3 * 16 * 16 + 16 * 4
+    assert measure.macs(model)[0] == expected
+    assert "head_dense" not in [layer.name for layer in model.layers]
+
+
+def test_the_logits_stay_float32_under_a_mixed_policy():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = search_space.build(Spec((16,), head=32), SHAPE, 4)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert model.get_layer("head_dense").compute_dtype == "float16"
+    assert model.output.dtype == "float32"
+
+
+def test_resnet8_has_mlperf_tinys_counts():
+    """MLPerf Tiny's ResNet-8: about 78.7k parameters and 12.5 M MACs on 32x32 images, counted here
+    layer by layer (kernels and biases, batch norm's 4 values per channel)."""
+    model = search_space.resnet8()
+    convs = [(3, 3, 16), (3, 16, 16), (3, 16, 16),  # stem, stack 1 (32x32)
+             (3, 16, 32), (3, 32, 32), (1, 16, 32),  # stack 2 (16x16), its shortcut
+             (3, 32, 64), (3, 64, 64), (1, 32, 64)]  # stack 3 (8x8), its shortcut
+    positions = [32 * 32] * 3 + [16 * 16] * 3 + [8 * 8] * 3
+    batch_norm_channels = 16 * 3 + 32 * 2 + 64 * 2
+    parameters = sum(k * k * i * o + o for k, i, o in convs) + 4 * batch_norm_channels + 64 * 10 + 10
+    macs = sum(p * k * k * i * o for p, (k, i, o) in zip(positions, convs)) + 64 * 10
+    assert measure.parameters(model)[0] == parameters == 78_666
+    assert measure.macs(model)[0] == macs == 12_501_632
+    assert model.output_shape == (None, 10) and model.layers[-1].dtype == "float32"
+
+
+def test_peak_activation_counts_the_tensors_alive_together(model, images):
+    """The small CNN (int8): its input and the convolution's output are alive at the convolution,
+    and nothing later is larger."""
+    content = convert.to_litert(model, "int8", data=images).content
+    h, w, c = SHAPE
+    assert search_space.peak_activation_bytes(content) == h * w * c + h * w * 6
+
+
+def test_resnet8_fits_the_microcontroller_budget():
+    """Its first stack keeps three 32x32x16 int8 tensors alive: the shortcut, the convolution's
+    input and its output."""
+    model = search_space.resnet8()
+    calibration = np.random.default_rng(0).random((20, 32, 32, 3), dtype=np.float32)
+    costs = search_space.measure_costs(model, calibration, latency_runs=5, warmup=1)
+    assert costs.peak_activation_bytes == 3 * 32 * 32 * 16
+    assert costs.macs == measure.macs(model)[0] and costs.parameters == measure.parameters(model)[0]
+    assert costs.parameters < costs.int8_bytes < MICROCONTROLLER.int8_bytes
+    assert MICROCONTROLLER.allows(costs)
+
+
+def test_costs_of_a_small_model(model, images):
+    costs = search_space.measure_costs(model, images, latency_runs=10, warmup=2)
+    int8 = convert.to_litert(model, "int8", data=images).content
+    assert costs.int8_bytes == len(int8)
+    assert costs.peak_activation_bytes >= images[0].size  # at least the int8 input image
+    assert costs.latency_ms > 0 and costs.latency_threads == 1
+    assert costs.macs == measure.macs(model)[0]
+
+
+def test_the_budget_measures_each_limit_as_a_share():
+    budget = Budget(int8_bytes=1000, peak_activation_bytes=500, macs=10_000)
+    inside = Costs(macs=10_000, parameters=1, int8_bytes=1000, peak_activation_bytes=250, latency_ms=1.0,
+                   latency_threads=1)
+    assert budget.violations(inside) == [0.0, -0.5, 0.0] and budget.allows(inside)
+    over = dataclasses.replace(inside, macs=15_000)
+    assert budget.violations(over) == [0.0, -0.5, 0.5] and not budget.allows(over)
+    assert budget.allows(dataclasses.asdict(inside))  # a trial's user attributes work alike
+    assert MICROCONTROLLER == Budget(100 * 1024, 64 * 1024, 15_000_000)
+
+
+def test_the_proxy_follows_the_profile_and_trains_the_candidate(tiny_data):
+    assert search_space.proxy_for("smoke").epochs <= search_space.proxy_for("workshop").epochs \
+        <= search_space.proxy_for("full").epochs
+    assert search_space.proxy_for("smoke").train_images < search_space.proxy_for("full").train_images
+    proxy = search_space.Proxy(train_images=48, val_images=10, epochs=2)
+    model = search_space.build(Spec((16,)), SHAPE, 4)
+    accuracy = search_space.proxy_accuracy(model, tiny_data, proxy)
+    assert int(model.optimizer.iterations.numpy()) == 2 * 3  # 48 images in batches of 16, twice
+    assert accuracy == measure.accuracy(model, tiny_data.x_val[:10], tiny_data.y_val[:10])
+
+
+def test_kendall_tau_counts_concordant_pairs():
+    a, b = [0.1, 0.4, 0.3, 0.9, 0.5], [0.2, 0.3, 0.5, 0.8, 0.6]
+    pairs = list(itertools.combinations(range(len(a)), 2))
+    sign = sum(np.sign(a[i] - a[j]) * np.sign(b[i] - b[j]) for i, j in pairs)
+    assert search_space.kendall_tau(a, b) == pytest.approx(sign / len(pairs))
+    assert search_space.kendall_tau(a, a) == pytest.approx(1.0)
+    assert search_space.kendall_tau(a, [-v for v in a]) == pytest.approx(-1.0)
+    with pytest.raises(ValueError, match="same length"):
+        search_space.kendall_tau([1, 2, 3], [1, 2])
