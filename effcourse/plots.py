@@ -161,8 +161,9 @@ def accuracy_energy(comparison: "Comparison", measurement) -> Figure:
     import numpy as np
     import seaborn as sns
     from adjustText import adjust_text
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = plt.subplots(figsize=(10, 6))
     names = [n for n in comparison.table.index if n in measurement.subjects]
     palette = sns.color_palette("colorblind", len(names))
     texts = []
@@ -175,6 +176,9 @@ def accuracy_energy(comparison: "Comparison", measurement) -> Figure:
         texts.append(ax.text(x, y, name, fontsize="small"))
     ax.set(xscale="log", xlabel=f"mJ per {measurement.unit}, batch {measurement.batch} ({measurement.net_label})",
            ylabel="test accuracy (%, 95% interval)")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.margins(x=0.2, y=0.15)
     adjust_text(texts, ax=ax, arrowprops={"arrowstyle": "-", "color": "grey", "lw": 0.5})
     fig.suptitle(f"{comparison.title}\n{comparison.cards[comparison.reference].hardware}", fontsize="small")

@@ -211,7 +211,7 @@ def create_or_load(study_name: str, storage, **settings) -> optuna.Study:
 
 # Trials per search in each run profile: a few trials of the proxy take about as long as one
 # lesson's training in that profile (smoke: seconds each; full: about a minute each on 2 cores).
-TRIALS = {"smoke": 4, "workshop": 12, "full": 24}
+TRIALS = {"smoke": 4, "workshop": 6, "full": 24}
 
 
 def trials_for(profile: profiles.Profile | str | None = None) -> int:
