@@ -18,7 +18,7 @@ The modules follow the course's flow, one concern each:
                   counters (what they read: RAPL, NVML, the estimate), carbon (CO2 from
                   energy, CodeCarbon beside), training (dtype policies trained together)
     results       report (the report card; models measured together), results (cards and
-                  the store), plots, widgets
+                  the store), tabular (how measured tables show themselves), plots, widgets
     lessons       notebook (lesson helpers), exercises + solutions (checked exercises and
                   the teachers' answers), quiz (kernel-free quizzes), course + cli (`effcourse run`)
 

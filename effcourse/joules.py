@@ -18,11 +18,10 @@ processes included; one window can be disturbed. So the method is:
 Joules per inference at a stated batch size come from `items_per_call` (images per call);
 joules per training epoch from calls that each train `batch / training images` of an epoch.
 
-Stdlib, numpy and the package's `energy` and `stats` only: it runs where TensorFlow does not.
+Stdlib, numpy and the package's `energy`, `stats` and `tabular` only: it runs where TensorFlow does not.
 """
 from __future__ import annotations
 
-import html
 import math
 import time
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from typing import TYPE_CHECKING, Callable, Mapping
 import numpy as np
 
 from . import energy, stats
+from .tabular import TableDisplay
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -72,8 +72,10 @@ class Subject:
 
 
 @dataclass(repr=False)
-class EnergyMeasurement:
+class EnergyMeasurement(TableDisplay):
     """Subjects measured together in interleaved windows, with idle power measured between them."""
+
+    WIDTH = 120
 
     subjects: dict[str, Subject]
     idle_w: np.ndarray  # per repeat
@@ -156,17 +158,8 @@ class EnergyMeasurement:
         labels = self.table()["method"]
         assert all(label.startswith(("measured:", "estimated:")) for label in labels), "a figure has no method"
 
-    def __str__(self) -> str:
-        import pandas as pd
-
-        with pd.option_context("display.width", 120, "display.max_columns", None):
-            return f"{self.table().to_string()}\n{self.conditions()}"
-
-    def __repr__(self) -> str:
-        return str(self)
-
-    def _repr_html_(self) -> str:
-        return f"{self.table().to_html()}<p style='font-size:small'>{html.escape(self.conditions())}</p>"
+    def _shown(self) -> "pd.DataFrame":
+        return self.table()
 
 
 def _round(value: float) -> float:

@@ -9,7 +9,6 @@ with its 95% confidence interval and a verdict.
 from __future__ import annotations
 
 import datetime as dt
-import html
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Mapping
@@ -19,6 +18,7 @@ import numpy as np
 from . import convert, energy, hardware, latency, measure, profiles, results, stats
 from .litert import LiteRTModel
 from .results import ReportCard
+from .tabular import TableDisplay
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -71,7 +71,7 @@ def _subject(name: str, model, data, x_test: np.ndarray, threads: int) -> _Subje
 
 
 @dataclass(repr=False)
-class Comparison:
+class Comparison(TableDisplay):
     """Models measured together: their cards, and a table of ratios and verdicts against a reference."""
 
     id: str
@@ -126,18 +126,8 @@ class Comparison:
                 "conditions": self.conditions(), "files": self.files,
                 "rows": self.table.reset_index().to_dict(orient="records")}
 
-    def __str__(self) -> str:
-        import pandas as pd
-
-        with pd.option_context("display.width", 100, "display.max_columns", None):
-            return f"{self.title}\n{self.summary().to_string()}\n{self.conditions()}"
-
-    def __repr__(self) -> str:
-        return str(self)
-
-    def _repr_html_(self) -> str:
-        return (f"<p><b>{html.escape(self.title)}</b></p>{self.summary().to_html()}"
-                f"<p style='font-size:small'>{html.escape(self.conditions())}</p>")
+    def _shown(self) -> "pd.DataFrame":
+        return self.summary()
 
 
 def measure_together(models: Mapping[str, object], data, *, lesson: str, title: str = "",

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import html
 import resource
 import sys
 import time
@@ -26,6 +25,7 @@ import numpy as np
 import tf_keras as keras
 
 from . import energy, hardware, measure, profiles, results, stats
+from .tabular import TableDisplay
 from .data import ImageData
 from .data.pipelines import normalise
 
@@ -230,7 +230,7 @@ def _block(run: _Run, steps: int, warmup: int, meter: energy.EnergyMeter, device
 
 
 @dataclass(repr=False)
-class PolicyComparison:
+class PolicyComparison(TableDisplay):
     """Policies trained together: per round and policy the throughput, energy and loss, the
     trained models, and a table of ratios and verdicts against the reference policy."""
 
@@ -296,18 +296,8 @@ class PolicyComparison:
         fig.tight_layout()
         return fig
 
-    def __str__(self) -> str:
-        import pandas as pd
-
-        with pd.option_context("display.width", 100, "display.max_columns", None):
-            return f"{self.title}\n{self.table.to_string()}\n{self.conditions()}"
-
-    def __repr__(self) -> str:
-        return str(self)
-
-    def _repr_html_(self) -> str:
-        return (f"<p><b>{html.escape(self.title)}</b></p>{self.table.to_html()}"
-                f"<p style='font-size:small'>{html.escape(self.conditions())}</p>")
+    def _shown(self) -> "pd.DataFrame":
+        return self.table
 
 
 def compare_policies(build: Callable[[], keras.Model], data: ImageData, *, policies=POLICIES,
