@@ -7,8 +7,9 @@ subtracted) with NVML's GPU energy counter:
 
 1. accuracy parity: each policy trains the improved CNN from the same initial weights, plus a
    float32 run with another seed (the seed noise), and each is read against float32 by McNemar;
-2. training: throughput and joules per image of both policies, for the course's CNN and a
-   4x wider one (where float16 tensor cores have enough work), in interleaved windows;
+2. training: throughput and joules per image of both policies, for the course's CNN and wider
+   ones (`--factors`: where float16 tensor cores have enough work), in interleaved windows, and
+   float32 without TF32 (`--strict`);
 3. inference: joules per image of the baseline, its float16 version, lesson 05's student and
    lesson 01's reference CNN, at a stated batch size, in interleaved windows.
 
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import sys
 import time
@@ -33,7 +33,13 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-WIDE = (128, 256, 432)  # 4x the improved CNN's widths, multiples of 16
+COURSE_WIDTHS = (32, 64, 108)  # the improved CNN's
+
+
+def widened(factor: int) -> tuple[int, ...]:
+    """The improved CNN's widths times `factor`, rounded to multiples of 16 (tensor cores take
+    channel counts in multiples of 8)."""
+    return tuple(16 * round(factor * w / 16) for w in COURSE_WIDTHS)
 
 
 def course_modules():
@@ -85,7 +91,7 @@ def build(keras, models, policy: str, widths=None, kind: str = "improved", seed:
     elif kind == "student":
         model = models.student_cnn()
     else:
-        model = models.improved_cnn(widths=widths or (32, 64, 108), logits_dtype="float32")
+        model = models.improved_cnn(widths=widths or COURSE_WIDTHS, logits_dtype="float32")
     model.compile(optimizer=keras.optimizers.Adam(1e-3),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     keras.mixed_precision.set_global_policy("float32")
@@ -107,30 +113,68 @@ def train_chunk(model, x, y, batch: int, steps: int, rng, feed: str):
     return run
 
 
+def strict(run):
+    """`run` with float32 matrix products and convolutions at full float32 precision: on NVIDIA
+    GPUs from compute capability 8.0, JAX and TensorFlow by default let float32 products use the
+    tensor cores' TF32 format (10-bit mantissa)."""
+    import jax
+
+    def call():
+        with jax.default_matmul_precision("highest"):
+            run()
+    return call
+
+
 def training_measurement(keras, models, joules, stats, x_train, y_train, args, policies, trained=None) -> dict:
-    """Throughput and joules per image of each policy, for the course's CNN and a 4x wider one,
-    in interleaved windows with idle subtracted; ratios to float32 of the same width."""
+    """Throughput and joules per image of each policy, for the course's CNN widened by each of
+    `args.factors`, in interleaved windows with idle subtracted; ratios to float32 of the
+    same width. `args.strict` adds float32 at full precision (no TF32) for the widest model."""
     rng = np.random.default_rng(0)
     steps = 4 if args.smoke else 20
     if args.feed == "device":
         x_train, y_train = keras.ops.convert_to_tensor(x_train), keras.ops.convert_to_tensor(y_train)
     works = {}
-    for widths, suffix in (((32, 64, 108), ""), (WIDE, f" wide {WIDE}")):
+    for factor in args.factors:
+        suffix = "" if factor == 1 else f" wide {widened(factor)}"
         for policy in policies:
             model = (trained or {}).get(policy) if not suffix else None
-            model = model or build(keras, models, policy, widths=widths)
+            model = model or build(keras, models, policy, widths=widened(factor))
             works[policy + suffix] = train_chunk(model, x_train, y_train, args.batch, steps, rng, args.feed)
+        if args.strict and factor == max(args.factors):
+            model = build(keras, models, "float32", widths=widened(factor))
+            works[f"float32 highest precision{suffix}"] = strict(
+                train_chunk(model, x_train, y_train, args.batch, steps, rng, args.feed))
     training = joules.measure_energy(works, items_per_call=args.batch * steps, unit="image", batch=args.batch,
                                      window_s=args.window, repeats=args.repeats, method=args.method)
     training.check()
     print(training, flush=True)
     ratios = {}
     for name, subject in training.subjects.items():
-        base = training.subjects["float32" + (f" wide {WIDE}" if "wide" in name else "")]
+        base = training.subjects["float32" + (name[name.index(" wide"):] if " wide" in name else "")]
         ratios[name] = {"throughput x float32": str(stats.median_interval(subject.items_per_second() / base.items_per_second())),
                         "net energy x float32": str(stats.median_interval(subject.net_per_item() / base.net_per_item()))}
     return {"feed": args.feed, "table": training.table().reset_index().to_dict(orient="records"),
             "conditions": training.conditions(), "ratios to float32 of the same width": ratios}
+
+
+def parity(keras, models, stats, x_train, y_train, x_test, y_test, args, widths) -> dict:
+    """float32 and mixed_float16 trained from the same initial weights at `widths`, and float32
+    with another seed (the seed noise), each read against float32 by McNemar."""
+    correct, seconds = {}, {}
+    for label, policy, seed in (("float32", "float32", 0), ("mixed_float16", "mixed_float16", 0),
+                                ("float32 seed 1", "float32", 1)):
+        model = build(keras, models, policy, widths=widths, seed=seed)
+        start = time.perf_counter()
+        model.fit(x_train, y_train, batch_size=128, epochs=args.epochs, verbose=0, shuffle=True)
+        seconds[label] = time.perf_counter() - start
+        correct[label] = np.argmax(model.predict(x_test, batch_size=1024, verbose=0), axis=1) == y_test
+        print(f"{label} {widths}: {correct[label].mean():.2%} after {args.epochs} epochs in {seconds[label]:.1f} s", flush=True)
+    table = {}
+    for label, hits in correct.items():
+        paired = stats.paired_accuracy(correct["float32"], hits)
+        table[label] = {"accuracy": float(hits.mean()), "vs float32 points": 100 * paired.difference,
+                        "verdict": paired.verdict, "p": paired.p_value, "train seconds (incl. compile)": seconds[label]}
+    return {"widths": list(widths), "epochs": args.epochs, "runs": table}
 
 
 def main(argv=None) -> int:
@@ -146,7 +190,12 @@ def main(argv=None) -> int:
     parser.add_argument("--feed", choices=("host", "device"), default="host",
                         help="training data copied every step (host) or resident on the accelerator (device)")
     parser.add_argument("--training-only", action="store_true",
-                        help="only the training measurement (section 2), with mixed_bfloat16 too")
+                        help="only the training measurement (section 2), with mixed_bfloat16 too, and the "
+                             "accuracy parity of the widest model")
+    parser.add_argument("--factors", type=int, nargs="+", default=[1, 4],
+                        help="width factors of the CNNs measured, 1 being the course's (default: 1 4)")
+    parser.add_argument("--strict", action="store_true",
+                        help="add float32 at full precision (no TF32) for the widest model")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -166,6 +215,9 @@ def main(argv=None) -> int:
     started = time.perf_counter()
 
     if args.training_only:
+        if max(args.factors) > 1:
+            results["parity"] = parity(keras, models, stats, x_train, y_train, x_test, y_test, args, widened(max(args.factors)))
+            save()
         results["training"] = training_measurement(keras, models, joules, stats, x_train, y_train, args,
                                                    ("float32", "mixed_float16", "mixed_bfloat16"))
         results["seconds"] = time.perf_counter() - started

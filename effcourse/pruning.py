@@ -6,7 +6,7 @@ directly. This module holds the rest:
 
 * the schedule steps of a fine-tuning run,
 * magnitude pruning *without* retraining (the "prune once" baseline), in place for scans,
-* the per-layer sensitivity scan and a per-layer sparsity plan drawn from it,
+* a per-layer sparsity plan drawn from a sensitivity scan (lesson 02 runs the scan),
 * M-by-N (2:4) pattern checks and the lesson's plots.
 
 Structured pruning (removing whole filters) is in `surgery`.
@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Iterable, Mapping
+from typing import Mapping
 
 import numpy as np
 import tf_keras as keras
 from tf_keras import layers
 
 from . import kerasutil, measure
-from .data import ImageData
 
 # --------------------------------------------------------------------------- data and schedules
 
@@ -109,37 +108,6 @@ def layer_sparsity(model: keras.Model) -> dict[str, float]:
 
 
 # --------------------------------------------------------------------------- sensitivity and plans
-
-
-def sensitivity_scan(model: keras.Model, data: ImageData, ratios: Iterable[float] = (0.3, 0.5, 0.7, 0.9),
-                     layer_names: Iterable[str] | None = None):
-    """Prune one layer at a time by magnitude (no retraining) at each ratio and measure the
-    validation accuracy. Returns a DataFrame (layer, kind, weights, ratio, accuracy) with a
-    ratio-0 row per layer holding the unpruned accuracy."""
-    import pandas as pd
-
-    ratios = sorted(float(r) for r in ratios)
-    if not ratios or ratios[0] <= 0 or ratios[-1] >= 1:
-        raise ValueError(f"ratios must lie in (0, 1), got {ratios}")
-    candidates = prunable_layers(model)
-    names = [layer.name for layer in candidates] if layer_names is None else list(layer_names)
-    by_name = {layer.name: layer for layer in candidates}
-    missing = [n for n in names if n not in by_name]
-    if missing:
-        raise ValueError(f"No prunable layer named {', '.join(missing)}. Prunable layers: {', '.join(by_name)}.")
-    dense = measure.accuracy(model, data.x_val, data.y_val)
-    rows = []
-    for name in names:
-        size = sum(int(np.prod(v.shape)) for v in _kernels(by_name[name]))
-        kind = type(by_name[name]).__name__
-        rows.append({"layer": name, "kind": kind, "weights": size, "ratio": 0.0, "accuracy": dense})
-        for ratio in ratios:
-            with pruned_in_place(model, {name: ratio}):
-                rows.append({"layer": name, "kind": kind, "weights": size, "ratio": ratio,
-                             "accuracy": measure.accuracy(model, data.x_val, data.y_val)})
-    scan = pd.DataFrame(rows)
-    scan.attrs["dense accuracy"] = dense
-    return scan
 
 
 def _tolerable_ratio(ratios: np.ndarray, drops: np.ndarray, tolerance: float) -> float:

@@ -22,6 +22,7 @@ CARDS = "results.jsonl"
 COMPARISONS = "comparisons.jsonl"
 TRAININGS = "trainings.jsonl"  # dtype policies trained together (training.compare_policies)
 DEPLOYED = "deployed"  # the LiteRT files that comparisons measured, one per content (lesson 07 measures them again)
+BENCHMARKS = paths.CHECKOUT / "benchmarks" / "results"  # committed results of runs elsewhere (a GPU)
 # Cards for the same model, measured the same way on the same data and machine, replace each other.
 IDENTITY = ("model", "lesson", "kind", "profile", "data", "hardware")
 
@@ -231,6 +232,19 @@ def load_trainings(*, since: str | None = None, **filters) -> list[dict]:
     """Recorded training comparisons matching every filter (e.g. lesson="04"), oldest first."""
     found = [c for c in _read(TRAININGS) if all(str(c.get(k)) == str(v) for k, v in filters.items())]
     return [c for c in found if since is None or c.get("timestamp", "") >= since]
+
+
+def benchmark(name: str) -> dict | None:
+    """The committed results of one benchmark run, `benchmarks/results/<name>.json` (for example
+    the GPU measurements of lesson 04), or None where this checkout does not have them."""
+    path = BENCHMARKS / f"{name}.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        shown = paths.display(path)
+        raise ValueError(f"{shown} is not valid JSON ({error}): restore it with `git checkout -- {shown}`.") from None
 
 
 # --------------------------------------------------------------------------- tables of cards

@@ -17,7 +17,8 @@ worker must share (`Settings`), so a worker only needs the storage and the study
 How workers share a study (`run_worker`):
 - a worker stops when the study holds the requested number of COMPLETE trials; it never starts a
   trial beyond them (one asked in a race with another worker is closed at once as FAIL with the
-  user attribute `surplus`), and it waits while other workers' trials could still complete them;
+  user attribute `surplus`), and it waits while other workers' trials could still complete them,
+  looking again every `POLL_S` seconds;
 - a running trial records a heartbeat (a user attribute, every `heartbeat_interval` seconds); a
   trial whose heartbeat is older than `grace_period` lost its worker (killed, machine gone): the
   next worker to look marks it FAIL and queues its candidate again (user attribute `retry_of`),
@@ -52,6 +53,7 @@ DIRECTIONS = ("maximize", "minimize")  # accuracy, MACs
 SAMPLERS = ("nsga2", "tpe", "random")
 SETTINGS_KEY = "effcourse_search"  # study user attribute holding the Settings
 HEARTBEAT, RETRY_OF, SURPLUS = "heartbeat", "retry_of", "surplus"  # trial user attributes
+POLL_S = 2.0  # how often a worker waiting for other workers' last trials looks at the study
 MAX_RETRIES = 2  # a candidate that loses its worker more often (out of memory, say) is left failed
 
 Objective = Callable[[optuna.trial.Trial], Sequence[float]]
@@ -211,7 +213,7 @@ def create_or_load(study_name: str, storage, **settings) -> optuna.Study:
 
 # Trials per search in each run profile: a few trials of the proxy take about as long as one
 # lesson's training in that profile (smoke: seconds each; full: about a minute each on 2 cores).
-TRIALS = {"smoke": 4, "workshop": 6, "full": 24}
+TRIALS = {"smoke": 4, "workshop": 6, "full": 12}
 
 
 def trials_for(profile: profiles.Profile | str | None = None) -> int:
@@ -320,7 +322,7 @@ def run_worker(study: optuna.Study, n_trials: int, objective: Objective | None =
         if done >= n_trials:
             return completed
         if done + running >= n_trials:  # other workers' trials may complete the study: wait for them
-            time.sleep(settings.heartbeat_interval)
+            time.sleep(min(settings.heartbeat_interval, POLL_S))
             continue
         trial = study.ask()
         if _surplus(study, trial, n_trials):

@@ -262,7 +262,7 @@ class Proxy:
 PROXIES = {
     "smoke": Proxy(train_images=1_000, val_images=500, epochs=1),
     "workshop": Proxy(train_images=4_000, val_images=1_000, epochs=2),
-    "full": Proxy(train_images=20_000, val_images=5_000, epochs=5),
+    "full": Proxy(train_images=10_000, val_images=5_000, epochs=3),
 }
 
 

@@ -79,3 +79,22 @@ def test_comparisons_are_stored_and_filtered(workdir):
 def test_store_is_json_lines(workdir):
     results.record(card())
     assert json.loads(results.store_path().read_text().splitlines()[0])["model"] == "m"
+
+
+def test_benchmark_results_are_read_from_the_checkout(tmp_path, monkeypatch):
+    monkeypatch.setattr(results, "BENCHMARKS", tmp_path)
+    assert results.benchmark("absent") is None
+    (tmp_path / "run.json").write_text(json.dumps({"machine": {"gpu": "NVIDIA H200"}}))
+    assert results.benchmark("run") == {"machine": {"gpu": "NVIDIA H200"}}
+    (tmp_path / "broken.json").write_text('{"machine": ')
+    with pytest.raises(ValueError, match="broken.json is not valid JSON"):
+        results.benchmark("broken")
+
+
+def test_the_committed_gpu_results_name_their_machine_and_the_float32_reference():
+    for name in ("gpu_mixed_precision-h200-device-feed", "gpu_mixed_precision-h200-wide"):
+        run = results.benchmark(name)
+        assert run["machine"]["gpu"] == "NVIDIA H200" and run["settings"]["train_images"] > 0
+        for model, ratios in run["training"]["ratios to float32 of the same width"].items():
+            if model.startswith("float32") and "highest" not in model:
+                assert ratios["throughput x float32"].startswith("1.00x")
