@@ -157,24 +157,34 @@ def training_measurement(keras, models, joules, stats, x_train, y_train, args, p
             "conditions": training.conditions(), "ratios to float32 of the same width": ratios}
 
 
-def parity(keras, models, stats, x_train, y_train, x_test, y_test, args, widths) -> dict:
-    """float32 and mixed_float16 trained from the same initial weights at `widths`, and float32
-    with another seed (the seed noise), each read against float32 by McNemar."""
-    correct, seconds = {}, {}
-    for label, policy, seed in (("float32", "float32", 0), ("mixed_float16", "mixed_float16", 0),
-                                ("float32 seed 1", "float32", 1)):
-        model = build(keras, models, policy, widths=widths, seed=seed)
+def train_and_compare(keras, models, stats, x_train, y_train, x_test, y_test, args, runs: dict,
+                      widths=None) -> tuple[dict, dict]:
+    """Train each of `runs` ({label: (policy, seed, kind)}) for `args.epochs` epochs and read its
+    test accuracy against the run labelled "float32" by McNemar. Runs with the same seed and kind
+    start from the same initial weights, so a second float32 seed is the training noise.
+    Returns ({label: accuracy, interval, difference, verdict, p, seconds}, {label: model})."""
+    trained, correct, seconds = {}, {}, {}
+    for label, (policy, seed, kind) in runs.items():
+        model = build(keras, models, policy, widths=widths, kind=kind, seed=seed)
         start = time.perf_counter()
         model.fit(x_train, y_train, batch_size=128, epochs=args.epochs, verbose=0, shuffle=True)
         seconds[label] = time.perf_counter() - start
         correct[label] = np.argmax(model.predict(x_test, batch_size=1024, verbose=0), axis=1) == y_test
-        print(f"{label} {widths}: {correct[label].mean():.2%} after {args.epochs} epochs in {seconds[label]:.1f} s", flush=True)
+        trained[label] = model
+        print(f"{label}{f' {widths}' if widths else ''}: {correct[label].mean():.2%} after {args.epochs} epochs "
+              f"in {seconds[label]:.1f} s", flush=True)
     table = {}
     for label, hits in correct.items():
         paired = stats.paired_accuracy(correct["float32"], hits)
-        table[label] = {"accuracy": float(hits.mean()), "vs float32 points": 100 * paired.difference,
-                        "verdict": paired.verdict, "p": paired.p_value, "train seconds (incl. compile)": seconds[label]}
-    return {"widths": list(widths), "epochs": args.epochs, "runs": table}
+        low, high = stats.accuracy_interval(int(hits.sum()), len(y_test))
+        table[label] = {"accuracy": float(hits.mean()), "interval": [low, high],
+                        "vs float32 points": 100 * paired.difference, "verdict": paired.verdict,
+                        "p": paired.p_value, "train seconds (incl. compile)": seconds[label]}
+    return table, trained
+
+
+PARITY_RUNS = {"float32": ("float32", 0, "improved"), "mixed_float16": ("mixed_float16", 0, "improved"),
+               "float32 seed 1": ("float32", 1, "improved")}
 
 
 def main(argv=None) -> int:
@@ -216,7 +226,9 @@ def main(argv=None) -> int:
 
     if args.training_only:
         if max(args.factors) > 1:
-            results["parity"] = parity(keras, models, stats, x_train, y_train, x_test, y_test, args, widened(max(args.factors)))
+            widths = widened(max(args.factors))
+            table, _ = train_and_compare(keras, models, stats, x_train, y_train, x_test, y_test, args, PARITY_RUNS, widths)
+            results["parity"] = {"widths": list(widths), "epochs": args.epochs, "runs": table}
             save()
         results["training"] = training_measurement(keras, models, joules, stats, x_train, y_train, args,
                                                    ("float32", "mixed_float16", "mixed_bfloat16"))
@@ -225,27 +237,9 @@ def main(argv=None) -> int:
         return 0
 
     # 1. accuracy parity: same initial weights for both policies, a second float32 seed as the control
-    trained, correct = {}, {}
-    runs = {"float32": ("float32", 0), "mixed_float16": ("mixed_float16", 0), "float32 seed 1": ("float32", 1),
-            "student (float32)": ("float32", 0), "reference CNN (float32)": ("float32", 0)}
-    kinds = {"student (float32)": "student", "reference CNN (float32)": "reference"}
-    seconds = {}
-    for label, (policy, seed) in runs.items():
-        model = build(keras, models, policy, kind=kinds.get(label, "improved"), seed=seed)
-        start = time.perf_counter()
-        model.fit(x_train, y_train, batch_size=128, epochs=args.epochs, verbose=0, shuffle=True)
-        seconds[label] = time.perf_counter() - start
-        logits = model.predict(x_test, batch_size=1024, verbose=0)
-        correct[label] = np.argmax(logits, axis=1) == y_test
-        trained[label] = model
-        print(f"{label}: {correct[label].mean():.2%} after {args.epochs} epochs in {seconds[label]:.1f} s", flush=True)
-    accuracy = {}
-    for label in runs:
-        paired = stats.paired_accuracy(correct["float32"], correct[label])
-        low, high = stats.accuracy_interval(int(correct[label].sum()), len(y_test))
-        accuracy[label] = {"accuracy": float(correct[label].mean()), "interval": [low, high],
-                           "vs float32 points": 100 * paired.difference, "verdict": paired.verdict,
-                           "p": paired.p_value, "train seconds (incl. compile)": seconds[label]}
+    runs = {**PARITY_RUNS, "student (float32)": ("float32", 0, "student"),
+            "reference CNN (float32)": ("float32", 0, "reference")}
+    accuracy, trained = train_and_compare(keras, models, stats, x_train, y_train, x_test, y_test, args, runs)
     results["accuracy"] = accuracy
     save()
 
