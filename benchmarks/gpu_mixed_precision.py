@@ -148,13 +148,17 @@ def training_measurement(keras, models, joules, stats, x_train, y_train, args, p
                                      window_s=args.window, repeats=args.repeats, method=args.method)
     training.check()
     print(training, flush=True)
-    ratios = {}
+    ratios, strict_ratios = {}, {}
     for name, subject in training.subjects.items():
-        base = training.subjects["float32" + (name[name.index(" wide"):] if " wide" in name else "")]
-        ratios[name] = {"throughput x float32": str(stats.median_interval(subject.items_per_second() / base.items_per_second())),
-                        "net energy x float32": str(stats.median_interval(subject.net_per_item() / base.net_per_item()))}
+        suffix = name[name.index(" wide"):] if " wide" in name else ""
+        for base_name, table in (("float32", ratios), ("float32 highest precision", strict_ratios)):
+            base = training.subjects.get(base_name + suffix)
+            if base is not None and base is not subject:
+                table[name] = {f"throughput x {base_name}": str(stats.median_interval(subject.items_per_second() / base.items_per_second())),
+                               f"net energy x {base_name}": str(stats.median_interval(subject.net_per_item() / base.net_per_item()))}
     return {"feed": args.feed, "table": training.table().reset_index().to_dict(orient="records"),
-            "conditions": training.conditions(), "ratios to float32 of the same width": ratios}
+            "conditions": training.conditions(), "ratios to float32 of the same width": ratios,
+            "ratios to float32 without TF32 of the same width": strict_ratios}
 
 
 def train_and_compare(keras, models, stats, x_train, y_train, x_test, y_test, args, runs: dict,
@@ -204,6 +208,8 @@ def main(argv=None) -> int:
                              "accuracy parity of the widest model")
     parser.add_argument("--factors", type=int, nargs="+", default=[1, 4],
                         help="width factors of the CNNs measured, 1 being the course's (default: 1 4)")
+    parser.add_argument("--no-parity", action="store_true",
+                        help="with --training-only: measure throughput and energy only")
     parser.add_argument("--strict", action="store_true",
                         help="add float32 at full precision (no TF32) for the widest model")
     args = parser.parse_args(argv)
@@ -225,7 +231,7 @@ def main(argv=None) -> int:
     started = time.perf_counter()
 
     if args.training_only:
-        if max(args.factors) > 1:
+        if max(args.factors) > 1 and not args.no_parity:
             widths = widened(max(args.factors))
             table, _ = train_and_compare(keras, models, stats, x_train, y_train, x_test, y_test, args, PARITY_RUNS, widths)
             results["parity"] = {"widths": list(widths), "epochs": args.epochs, "runs": table}

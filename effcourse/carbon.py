@@ -12,6 +12,7 @@ import inspect
 import logging
 import math
 import os
+import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -152,11 +153,12 @@ class SideBySide:
                 f"{self.codecarbon_seconds:.2f} s ({parts})\n{self.why}")
 
 
-def codecarbon_beside(fn: Callable[[], Any], meter_method: str = "auto", *,
+def codecarbon_beside(fn: Callable[[], Any], meter_method: str = "auto", *, seconds: float = 10.0,
                       country_iso_code: str = "USA", measure_power_secs: float = 1.0) -> SideBySide:
-    """Run `fn()` once inside both CodeCarbon's OfflineEmissionsTracker (no files, no network,
-    power sampled every `measure_power_secs`) and an EnergyMeter(`meter_method`), and return both
-    energies with why they differ. country_iso_code (3 letters) is only for CodeCarbon's own CO2
+    """Call `fn()` again and again for `seconds` (at least once) inside both CodeCarbon's
+    OfflineEmissionsTracker (no files, no network, power sampled every `measure_power_secs`: the
+    window holds many samples) and an EnergyMeter(`meter_method`), and return both energies with
+    why they differ. country_iso_code (3 letters) is only for CodeCarbon's own CO2
     figure, which is not used here. Needs the optional extra: `pip install effcourse[codecarbon]`."""
     try:
         from codecarbon import OfflineEmissionsTracker
@@ -176,7 +178,10 @@ def codecarbon_beside(fn: Callable[[], Any], meter_method: str = "auto", *,
     tracker.start()
     try:
         with meter:
+            end = time.perf_counter() + seconds
             fn()
+            while time.perf_counter() < end:
+                fn()
     finally:
         tracker.stop()
     data = getattr(tracker, "final_emissions_data", None)

@@ -50,7 +50,7 @@ class Subject:
     calls: list[int] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
     gross_j: list[float] = field(default_factory=list)
-    idle_w: list[float] = field(default_factory=list)  # the idle power of the same repeat
+    idle_w: list[float] = field(default_factory=list)  # the idle power subtracted, the same repeat's
 
     @property
     def items(self) -> np.ndarray:
@@ -78,7 +78,8 @@ class EnergyMeasurement(TableDisplay):
     WIDTH = 120
 
     subjects: dict[str, Subject]
-    idle_w: np.ndarray  # per repeat
+    idle_j: np.ndarray  # the idle windows' raw readings, one per repeat
+    idle_s: np.ndarray
     unit: str  # what one item is: "inference", "image", "epoch"
     batch: int  # images per call (the batch size the figures hold for)
     window_s: float
@@ -90,7 +91,12 @@ class EnergyMeasurement(TableDisplay):
 
     @property
     def repeats(self) -> int:
-        return len(self.idle_w)
+        return len(self.idle_j)
+
+    @property
+    def idle_w(self) -> np.ndarray:
+        """Idle power per repeat: its idle window's joules over its seconds."""
+        return np.asarray(self.idle_j) / np.asarray(self.idle_s)
 
     @property
     def net_label(self) -> str:
@@ -207,7 +213,7 @@ def measure_energy(works: Mapping[str, Callable[[], object]], *, items_per_call:
     subjects = {name: Subject(name, float(per_call[name])) for name in works}
     calls = {name: _calls_for(work, window_s, window_s / 5 if warmup_s is None else warmup_s)
              for name, work in works.items()}
-    idle_w, short = [], []
+    idle_j, idle_s, short = [], [], []
     order = np.random.default_rng(seed)
     names = [*works, IDLE]
     for _ in range(repeats):
@@ -223,13 +229,14 @@ def measure_energy(works: Mapping[str, Callable[[], object]], *, items_per_call:
             readings[name] = meter.reading
             if not meter.reading.reliable:
                 short.append(meter.reading)
-        idle_w.append(readings[IDLE].watts)
+        idle_j.append(readings[IDLE].joules)
+        idle_s.append(readings[IDLE].seconds)
         for name, s in subjects.items():
             s.calls.append(calls[name])
             s.seconds.append(readings[name].seconds)
             s.gross_j.append(readings[name].joules)
-            s.idle_w.append(idle_w[-1])
+            s.idle_w.append(idle_j[-1] / idle_s[-1])
     notes = [f"{len(short)} of {repeats * len(names)} windows were too short for the counter, e.g. {short[0].note}"] if short else []
     reading = readings[reference]
-    return EnergyMeasurement(subjects, np.asarray(idle_w), unit, batch, window_s, reference, reading.method,
-                             reading.measured, meter.explain(), notes)
+    return EnergyMeasurement(subjects, np.asarray(idle_j), np.asarray(idle_s), unit, batch, window_s, reference,
+                             reading.method, reading.measured, meter.explain(), notes)

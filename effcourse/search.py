@@ -4,7 +4,8 @@ work on at once, and how to read it (Pareto front, hypervolume).
 Every study maximises accuracy and minimises MACs (`DIRECTIONS`). MACs rather than latency: they
 are the same on every machine, so workers on different hardware compare alike; each trial still
 records its measured latency, int8 bytes and peak activation memory as user attributes. In a
-study with a `budget` (`search_space.MICROCONTROLLER`) each trial records how far it lies beyond
+study with a `budget` (`search_space.MICROCONTROLLER`) a candidate beyond it is pruned before it is
+trained (`search_space.budget_costs`), and each trial records how far it lies beyond
 it as Optuna constraints, which NSGA-II and TPE heed (random search does not), and the study's
 front holds only the trials within it.
 
@@ -365,7 +366,8 @@ def _say(verbose: bool, line: str) -> None:
 
 
 def candidate_objective(study: optuna.Study, data: "ImageData | None" = None) -> Objective:
-    """The lesson's objective: a candidate of the search space (`search_space.suggest`), trained as
+    """The lesson's objective: a candidate of the search space (`search_space.suggest`) that no
+    complete trial of the study measured yet (a repeat is pruned), trained as
     the study profile's proxy says (`search_space.proxy_for`) on `data` (default: CIFAR-10 as the
     profile loads it), its costs measured (`search_space.measure_costs`) and stored with the
     candidate (`spec`), the proxy accuracy and the data's fingerprint as user attributes.
@@ -386,13 +388,24 @@ def candidate_objective(study: optuna.Study, data: "ImageData | None" = None) ->
 
     def objective(trial: optuna.trial.Trial) -> tuple[float, int]:
         spec = search_space.suggest(trial)
+        twin = next((t.number for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                     if "spec" in t.user_attrs and search_space.Spec(**t.user_attrs["spec"]) == spec), None)
         trial.set_user_attr("spec", dataclasses.asdict(spec))
+        if twin is not None:  # NSGA-II's offspring of a small population often repeat a parent
+            raise optuna.TrialPruned(f"{spec.name} again, measured in trial {twin}: not trained twice")
         trial.set_user_attr("data", fingerprint)
         model = search_space.build(spec, data.image_shape, data.num_classes)
         macs = measure.macs(model)[0]
         if macs > search_space.MAX_MACS:
             trial.set_user_attr("macs", macs)
             raise optuna.TrialPruned(f"{macs / 1e6:.0f} M MACs, over the {search_space.MAX_MACS / 1e6:.0f} M ceiling: not trained")
+        if settings.budget is not None:  # a candidate over the budget would never win: do not train it
+            before = search_space.budget_costs(model, data)
+            over = settings.budget.exceeded(before)
+            if over:
+                for name, value in before.items():
+                    trial.set_user_attr(name, value)
+                raise optuna.TrialPruned(f"over the budget ({'; '.join(over)}): not trained")
         accuracy = search_space.proxy_accuracy(model, data, proxy, seed=settings.seed)
         costs = search_space.measure_costs(model, data, latency_runs=profile.latency_runs, warmup=profile.warmup_runs)
         for name, value in dataclasses.asdict(costs).items():

@@ -215,9 +215,22 @@ def measure_costs(model: keras.Model, calibration: "ImageData | np.ndarray", *, 
     images = calibration.x_train if hasattr(calibration, "x_train") else np.asarray(calibration)
     image = normalise(images[0]) if images.dtype == np.uint8 else images[0].astype(np.float32)
     timing = latency.latency(int8.single_image_runner(image), runs=latency_runs, warmup=warmup, threads=threads)
-    return Costs(macs=measure.macs(model)[0], parameters=measure.parameters(model)[0], int8_bytes=len(int8.content),
-                 peak_activation_bytes=peak_activation_bytes(int8.content), latency_ms=timing.median_ms,
-                 latency_threads=threads)
+    return Costs(macs=measure.macs(model)[0], parameters=measure.parameters(model)[0], **_int8_costs(int8.content),
+                 latency_ms=timing.median_ms, latency_threads=threads)
+
+
+def _int8_costs(content: bytes) -> dict[str, int]:
+    return {"int8_bytes": len(content), "peak_activation_bytes": peak_activation_bytes(content)}
+
+
+def budget_costs(model: keras.Model, calibration: "ImageData | np.ndarray") -> dict[str, int]:
+    """The costs a `Budget` limits (MACs, int8 bytes, peak activation bytes) of `model`, so that a
+    search checks a candidate before it spends a training on it. MACs and tensor shapes do not
+    depend on the weights; the int8 file does a little: an untrained model's is 5-10% (candidates tried)
+    smaller (the converter stores identical buffers, such as all-zero biases, once), so a candidate
+    over the bytes limit untrained is over it trained, and one just under it may end just over."""
+    content = convert.to_litert(model, "int8", data=calibration).content
+    return {"macs": measure.macs(model)[0], **_int8_costs(content)}
 
 
 @dataclass(frozen=True)
@@ -237,6 +250,12 @@ class Budget:
 
     def allows(self, costs: "Costs | Mapping[str, float]") -> bool:
         return all(v <= 0 for v in self.violations(costs))
+
+    def exceeded(self, costs: "Costs | Mapping[str, float]") -> list[str]:
+        """The limits `costs` exceed, each as 'name value > limit'."""
+        values = dataclasses.asdict(costs) if isinstance(costs, Costs) else costs
+        return [f"{name} {values[name]:,} > {limit:,}" for (name, limit), violation
+                in zip(dataclasses.asdict(self).items(), self.violations(values)) if violation > 0]
 
 
 # A microcontroller with 100 KiB of flash for the model and 64 KiB of RAM for activations, at

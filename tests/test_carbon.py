@@ -107,8 +107,10 @@ def test_codecarbon_beside_the_meter_offline(tmp_path, monkeypatch):
         raise OSError("no network in this test")
 
     monkeypatch.setattr(socket.socket, "connect", no_network)
-    side = codecarbon_beside(lambda: busy(0.3), "estimate", country_iso_code="FRA",
+    calls = []
+    side = codecarbon_beside(lambda: calls.append(busy(0.1)), "estimate", seconds=0.3, country_iso_code="FRA",
                              measure_power_secs=0.2)
+    assert len(calls) >= 3 and side.ours.seconds >= 0.3
     assert connections == []
     assert list(tmp_path.iterdir()) == []
     assert side.ours.method.startswith("estimated: CPU time x")

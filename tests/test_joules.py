@@ -67,6 +67,7 @@ def test_idle_windows_interleave_with_the_work(gpu):
                                    repeats=6, meter=energy.EnergyMeter("nvml", nvml=gpu), seed=3)
     assert result.repeats == 6
     assert result.subjects["a"].idle_w == list(result.idle_w) == result.subjects["b"].idle_w
+    assert len(set(result.idle_w)) == 6  # one reading each, not one shared figure
 
 
 def test_estimate_is_labelled_and_ranks_cpu_work():
@@ -112,9 +113,9 @@ def test_check_refuses_figures_that_cannot_be_read(gpu):
     result.subjects["work"].gross_j[:] = [0.1 * j for j in result.subjects["work"].gross_j]  # below idle
     with pytest.raises(AssertionError, match="not above the idle"):
         result.check()
-    result.idle_w = result.idle_w[:4]
+    result.idle_j, result.idle_s = result.idle_j[:4], result.idle_s[:4]
     with pytest.raises(AssertionError, match="4 repeats"):
         result.check()
-    result.idle_w = -np.ones(5)
+    result.idle_j, result.idle_s = -np.ones(5), np.ones(5)
     with pytest.raises(AssertionError, match="idle power"):
         result.check()

@@ -192,6 +192,33 @@ def test_candidates_over_the_macs_ceiling_are_not_trained(journal, monkeypatch):
     assert trial.user_attrs["macs"] > 1
 
 
+def test_candidates_over_the_budget_are_not_trained(journal, monkeypatch):
+    monkeypatch.setattr(search_space, "proxy_accuracy", lambda *a, **k: pytest.fail("a candidate over the budget was trained"))
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (60, *SHAPE), dtype=np.uint8), np.arange(60) % 4
+    data = ImageData(x[:40], y[:40], x[40:], y[40:], x[40:], y[40:], ("a", "b", "c", "d"), "test images", True, 16)
+    budget = search_space.Budget(int8_bytes=10**9, peak_activation_bytes=10, macs=10**9)
+    study = search.create_or_load("s", journal, **{**FAST, "objective": "candidates", "budget": budget})
+    objective = search.candidate_objective(study, data)
+    trial = study.ask()
+    with pytest.raises(optuna.TrialPruned, match=r"over the budget \(peak_activation_bytes [0-9,]+ > 10\)"):
+        objective(trial)
+    assert trial.user_attrs["peak_activation_bytes"] > 10 and trial.user_attrs["int8_bytes"] > 0
+
+
+def test_a_candidate_measured_before_is_not_trained_again(journal, monkeypatch):
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (60, *SHAPE), dtype=np.uint8), np.arange(60) % 4
+    data = ImageData(x[:40], y[:40], x[40:], y[40:], x[40:], y[40:], ("a", "b", "c", "d"), "test images", True, 16)
+    study = search.create_or_load("s", journal, **{**FAST, "objective": "candidates"})
+    objective = search.candidate_objective(study, data)
+    [first] = search.run_worker(study, 1, objective, verbose=False)
+    study.enqueue_trial(study.trials[first].params)
+    monkeypatch.setattr(search_space, "proxy_accuracy", lambda *a, **k: pytest.fail("a repeated candidate was trained"))
+    with pytest.raises(optuna.TrialPruned, match=f"measured in trial {first}: not trained twice"):
+        objective(study.ask())
+
+
 def test_a_trial_asked_beyond_the_count_is_closed_as_surplus(journal):
     """Another worker asks for the last trial and completes it just before this one asks."""
     study = search.create_or_load("s", journal, **FAST)

@@ -125,6 +125,17 @@ def test_costs_of_a_small_model(model, images):
     assert costs.macs == measure.macs(model)[0]
 
 
+def test_budget_costs_before_training_bound_those_after(images):
+    """MACs and peak activations are the trained model's; its int8 file is at least as large."""
+    model = search_space.build(Spec((16, 32), conv="separable", head=32), images.shape[1:], 4)
+    before = search_space.budget_costs(model, images)
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(images, np.arange(len(images)) % 4, epochs=2, verbose=0)
+    after = search_space.measure_costs(model, images, latency_runs=2, warmup=1)
+    assert (before["macs"], before["peak_activation_bytes"]) == (after.macs, after.peak_activation_bytes)
+    assert before["int8_bytes"] <= after.int8_bytes
+
+
 def test_the_budget_measures_each_limit_as_a_share():
     budget = Budget(int8_bytes=1000, peak_activation_bytes=500, macs=10_000)
     inside = Costs(macs=10_000, parameters=1, int8_bytes=1000, peak_activation_bytes=250, latency_ms=1.0,
@@ -133,6 +144,7 @@ def test_the_budget_measures_each_limit_as_a_share():
     over = dataclasses.replace(inside, macs=15_000)
     assert budget.violations(over) == [0.0, -0.5, 0.5] and not budget.allows(over)
     assert budget.allows(dataclasses.asdict(inside))  # a trial's user attributes work alike
+    assert budget.exceeded(inside) == [] and budget.exceeded(over) == ["macs 15,000 > 10,000"]
     assert MICROCONTROLLER == Budget(100 * 1024, 64 * 1024, 15_000_000)
 
 
