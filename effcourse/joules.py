@@ -43,14 +43,21 @@ IDLE = "idle"
 
 @dataclass
 class Subject:
-    """What one subject did in every repeat: calls, seconds and gross joules of its windows."""
+    """What one subject did in every repeat: calls, seconds and gross joules of its windows, and
+    the raw readings of the same repeats' idle windows (shared with its EnergyMeasurement)."""
 
     name: str
     items_per_call: float
     calls: list[int] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
     gross_j: list[float] = field(default_factory=list)
-    idle_w: list[float] = field(default_factory=list)  # the idle power subtracted, the same repeat's
+    idle_j: list[float] = field(default_factory=list)
+    idle_s: list[float] = field(default_factory=list)
+
+    @property
+    def idle_w(self) -> list[float]:
+        """The idle power subtracted from each repeat's window: that repeat's idle window's."""
+        return [j / s for j, s in zip(self.idle_j, self.idle_s)]
 
     @property
     def items(self) -> np.ndarray:
@@ -210,10 +217,10 @@ def measure_energy(works: Mapping[str, Callable[[], object]], *, items_per_call:
         raise KeyError(f"The reference {reference!r} is not one of {', '.join(works)}.")
     meter = meter or energy.EnergyMeter(method)
     per_call = items_per_call if isinstance(items_per_call, Mapping) else {name: items_per_call for name in works}
-    subjects = {name: Subject(name, float(per_call[name])) for name in works}
+    idle_j, idle_s, short = [], [], []
+    subjects = {name: Subject(name, float(per_call[name]), idle_j=idle_j, idle_s=idle_s) for name in works}
     calls = {name: _calls_for(work, window_s, window_s / 5 if warmup_s is None else warmup_s)
              for name, work in works.items()}
-    idle_j, idle_s, short = [], [], []
     order = np.random.default_rng(seed)
     names = [*works, IDLE]
     for _ in range(repeats):
@@ -235,7 +242,6 @@ def measure_energy(works: Mapping[str, Callable[[], object]], *, items_per_call:
             s.calls.append(calls[name])
             s.seconds.append(readings[name].seconds)
             s.gross_j.append(readings[name].joules)
-            s.idle_w.append(idle_j[-1] / idle_s[-1])
     notes = [f"{len(short)} of {repeats * len(names)} windows were too short for the counter, e.g. {short[0].note}"] if short else []
     reading = readings[reference]
     return EnergyMeasurement(subjects, np.asarray(idle_j), np.asarray(idle_s), unit, batch, window_s, reference,
