@@ -209,8 +209,9 @@ class Costs:
 def measure_costs(model: keras.Model, calibration: "ImageData | np.ndarray", *, latency_runs: int = 50,
                   warmup: int = 5, threads: int = 1) -> Costs:
     """The costs of `model`, converted to int8 with `calibration` images (an ImageData, or uint8 or
-    [0, 1] float images; an untrained model as `_sized_as_trained` sizes it) and timed on one of them, `latency_runs` times after `warmup` runs, on
-    `threads` threads (one by default: several search workers may share the machine's cores)."""
+    [0, 1] float images; an untrained model sized as trained, `_sized_as_trained`) and timed on one
+    of them, `latency_runs` times after `warmup` runs, on `threads` threads (one by default: several
+    search workers may share the machine's cores)."""
     int8 = convert.to_litert(_sized_as_trained(model), "int8", data=calibration, num_threads=threads)
     images = calibration.x_train if hasattr(calibration, "x_train") else np.asarray(calibration)
     image = normalise(images[0]) if images.dtype == np.uint8 else images[0].astype(np.float32)
