@@ -246,6 +246,11 @@ def budget_costs(model: keras.Model, calibration: "ImageData | np.ndarray") -> d
     return {"macs": measure.macs(model)[0], **_int8_costs(content)}
 
 
+def _as_mapping(costs: "Costs | Mapping[str, float]") -> "Mapping[str, float]":
+    """`costs` as a mapping: a Costs' fields, or a mapping such as a trial's user attributes as it is."""
+    return dataclasses.asdict(costs) if isinstance(costs, Costs) else costs
+
+
 @dataclass(frozen=True)
 class Budget:
     """Limits a deployed model must keep: int8 bytes (flash), peak activation bytes (RAM) and MACs."""
@@ -258,7 +263,7 @@ class Budget:
         """Per limit, how far `costs` (Costs, or a mapping with the same keys such as a trial's user
         attributes) lie beyond it, as a share of the limit: at most 0 within it (Optuna's
         constraints convention)."""
-        values = dataclasses.asdict(costs) if isinstance(costs, Costs) else costs
+        values = _as_mapping(costs)
         return [values[name] / limit - 1 for name, limit in dataclasses.asdict(self).items()]
 
     def allows(self, costs: "Costs | Mapping[str, float]") -> bool:
@@ -267,7 +272,7 @@ class Budget:
     def within(self, costs: "Costs | Mapping[str, float]", *names: str) -> "Budget":
         """This budget with the limits `names` (all by default) lowered to `costs` where they are
         lower: what a model may spend to dominate, in those costs, a reference that costs `costs`."""
-        values = dataclasses.asdict(costs) if isinstance(costs, Costs) else costs
+        values = _as_mapping(costs)
         limits = dataclasses.asdict(self)
         unknown = set(names) - set(limits)
         if unknown:
@@ -277,7 +282,7 @@ class Budget:
 
     def exceeded(self, costs: "Costs | Mapping[str, float]") -> list[str]:
         """The limits `costs` exceed, each as 'name value > limit'."""
-        values = dataclasses.asdict(costs) if isinstance(costs, Costs) else costs
+        values = _as_mapping(costs)
         return [f"{name} {values[name]:,} > {limit:,}" for (name, limit), violation
                 in zip(dataclasses.asdict(self).items(), self.violations(values)) if violation > 0]
 
