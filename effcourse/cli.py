@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     worker.add_argument("--trials", required=True, type=int, help="complete trials the study needs, all workers together")
     worker.add_argument("--profile", help="for a new study: the profile it measures in (default: "
                         f"${profiles.ENV_VAR} or {profiles.DEFAULT}); for an existing one it must match")
+    worker.add_argument("--goal", help="for a new study: front (accuracy and MACs, default) or best (accuracy alone)")
     worker.add_argument("--sampler", help="for a new study: nsga2 (default), tpe or random")
     worker.add_argument("--seed", type=int, help="for a new study: the sampler's seed (default 0)")
     worker.add_argument("--microcontroller", action="store_true",
@@ -96,7 +97,7 @@ def _worker(args) -> int:
     from . import search, search_space
     from .data import DataError
 
-    given = {"profile": args.profile, "sampler": args.sampler,
+    given = {"profile": args.profile, "goal": args.goal, "sampler": args.sampler,
              "seed": args.seed, "budget": search_space.MICROCONTROLLER if args.microcontroller else None}
     settings = {name: value for name, value in given.items() if value is not None}
     try:

@@ -1,9 +1,11 @@
 """Lesson 06's search engine: an Optuna study of candidate CNNs that several processes or machines
 work on at once, and how to read it (Pareto front, hypervolume).
 
-Every study maximises accuracy and minimises MACs (`DIRECTIONS`). MACs rather than latency: they
-are the same on every machine, so workers on different hardware compare alike; each trial still
-records its measured latency, int8 bytes and peak activation memory as user attributes. In a
+A study's sampler steers by its `goal`: "front" maximises accuracy and minimises MACs
+(`DIRECTIONS`), "best" maximises accuracy alone (the best model within a budget). MACs rather
+than latency: they are the same on every machine, so workers on different hardware compare alike;
+each trial still records its MACs, measured latency, int8 bytes and peak activation memory as user
+attributes, and every study is read the same way, as a front of accuracy against MACs. In a
 study with a `budget` (`search_space.MICROCONTROLLER`) a candidate beyond it is pruned before it is
 trained (`search_space.budget_costs`), and each trial records how far it lies beyond
 it as Optuna constraints, which NSGA-II and TPE heed (random search does not), and the study's
@@ -50,7 +52,8 @@ from .search_space import Budget
 if TYPE_CHECKING:
     from .data import ImageData
 
-DIRECTIONS = ("maximize", "minimize")  # accuracy, MACs
+DIRECTIONS = ("maximize", "minimize")  # accuracy, MACs: how every study is read
+GOALS = {"front": DIRECTIONS, "best": DIRECTIONS[:1]}  # what a study's sampler optimises
 SAMPLERS = ("nsga2", "tpe", "random")
 SETTINGS_KEY = "effcourse_search"  # study user attribute holding the Settings
 HEARTBEAT, RETRY_OF, SURPLUS = "heartbeat", "retry_of", "surplus"  # trial user attributes
@@ -125,11 +128,12 @@ def _storage(storage) -> optuna.storages.BaseStorage:
 @dataclass(frozen=True)
 class Settings:
     """What every worker of a study shares, stored in the study: the objective (a name in
-    OBJECTIVES) and the run profile it measures in, the sampler and its seed (NSGA-II's population
-    size), an optional cost budget, and how often running trials beat and how long a silent one
-    may stay before it counts as lost (seconds)."""
+    OBJECTIVES) and the run profile it measures in, its goal (a name in GOALS), the sampler and its
+    seed (NSGA-II's population size), an optional cost budget, and how often running trials beat
+    and how long a silent one may stay before it counts as lost (seconds)."""
 
     objective: str = "candidates"
+    goal: str = "front"
     profile: str | None = None  # None: the current profile
     sampler: str = "nsga2"
     seed: int = 0
@@ -145,6 +149,8 @@ class Settings:
         problems = []
         if self.objective not in OBJECTIVES:
             problems.append(f"objective {self.objective!r} is not one of {', '.join(OBJECTIVES)}")
+        if self.goal not in GOALS:
+            problems.append(f"goal {self.goal!r} is not one of {', '.join(GOALS)}")
         if self.sampler not in SAMPLERS:
             problems.append(f"sampler {self.sampler!r} is not one of {', '.join(SAMPLERS)}")
         if self.population_size < 2:
@@ -197,7 +203,7 @@ def create_or_load(study_name: str, storage, **settings) -> optuna.Study:
     except KeyError:
         wanted = Settings(**settings)
         try:
-            study = optuna.create_study(storage=storage, study_name=study_name, directions=list(DIRECTIONS))
+            study = optuna.create_study(storage=storage, study_name=study_name, directions=list(GOALS[wanted.goal]))
             study.set_user_attr(SETTINGS_KEY, dataclasses.asdict(wanted))
             created = True
         except DuplicatedStudyError:  # another worker created it first
@@ -335,7 +341,7 @@ def run_worker(study: optuna.Study, n_trials: int, objective: Objective | None =
                 values = objective(trial)
                 if settings.budget is not None:
                     _constrain(trial, settings.budget)
-            study.tell(trial, values)
+            study.tell(trial, values[:len(study.directions)])
         except optuna.TrialPruned as pruned:  # too costly to train: does not count, ask for another
             study.tell(trial, state=TrialState.PRUNED)
             _say(verbose, f"trial {trial.number}: pruned ({pruned})")
@@ -455,8 +461,21 @@ def hypervolume(points, reference, directions: Sequence[str] = DIRECTIONS) -> fl
     return float(np.sum(widths * (ref[1] - q[:, 1])))
 
 
+def search_seconds(study: optuna.Study) -> float:
+    """What a study's search cost: its finished trials' durations summed as the storage recorded
+    them (pruned and failed ones included), however many workers ran them and in however many runs."""
+    return sum((t.datetime_complete - t.datetime_start).total_seconds()
+               for t in study.get_trials(deepcopy=False) if t.datetime_start and t.datetime_complete)
+
+
 def _feasible(settings: Settings, trial: FrozenTrial) -> bool:
     return settings.budget is None or settings.budget.allows(trial.user_attrs)
+
+
+def _point(trial: FrozenTrial) -> tuple[float, float]:
+    """A complete trial's (accuracy, MACs): its values, or for a study whose goal is "best" its
+    accuracy and the MACs its objective recorded."""
+    return tuple(trial.values) if len(trial.values) == 2 else (trial.values[0], trial.user_attrs["macs"])
 
 
 def front(study: optuna.Study) -> list[FrozenTrial]:
@@ -466,8 +485,8 @@ def front(study: optuna.Study) -> list[FrozenTrial]:
     trials = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if _feasible(settings, t)]
     if not trials:
         return []
-    keep = non_dominated([t.values for t in trials])
-    return sorted((t for t, k in zip(trials, keep) if k), key=lambda t: (t.values[1], -t.values[0]))
+    keep = non_dominated([_point(t) for t in trials])
+    return sorted((t for t, k in zip(trials, keep) if k), key=lambda t: (_point(t)[1], -_point(t)[0]))
 
 
 def trials_table(study: optuna.Study):
@@ -482,10 +501,10 @@ def trials_table(study: optuna.Study):
     for t in study.get_trials(deepcopy=False):
         attrs = {k: v for k, v in t.user_attrs.items() if k not in (HEARTBEAT, "data")}
         spec = attrs.pop("spec", None)
-        rows.append({"trial": t.number, "state": t.state.name,
-                     "accuracy": t.values[0] if t.values else None, "macs": t.values[1] if t.values else None,
+        accuracy, macs = _point(t) if t.values else (None, t.user_attrs.get("macs"))
+        rows.append({"trial": t.number, "state": t.state.name, "accuracy": accuracy, "macs": macs,
                      "candidate": search_space.Spec(**spec).name if spec else None,
-                     **{k: v for k, v in attrs.items() if k != "accuracy"},
+                     **{k: v for k, v in attrs.items() if k not in ("accuracy", "macs")},
                      "within budget": _feasible(settings, t) if t.state == TrialState.COMPLETE else None,
                      "on front": t.number in on_front})
     return pd.DataFrame(rows).set_index("trial") if rows else pd.DataFrame()

@@ -11,6 +11,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import optuna
@@ -294,6 +295,23 @@ def test_a_budget_keeps_the_front_within_it(journal, sampler):
         {t.number for t in study.best_trials}
     table = search.trials_table(study)
     assert table["within budget"].sum() == len(within) and table["on front"].sum() == len(search.front(study))
+
+
+def test_a_study_for_the_best_model_within_a_budget_is_read_as_a_front_too(journal):
+    budget = search_space.Budget(int8_bytes=10**9, peak_activation_bytes=10**9, macs=200_000)
+    study = search.create_or_load("s", journal, goal="best", sampler="tpe", budget=budget, **FAST)
+    search.run_worker(study, 12, verbose=False)
+    assert [d.name for d in study.directions] == ["MAXIMIZE"]  # what the sampler optimises: accuracy alone
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    assert all(len(t.values) == 1 for t in complete)
+    within = [t for t in complete if t.user_attrs["macs"] <= 200_000]
+    as_pairs = [SimpleNamespace(number=t.number, values=(t.values[0], t.user_attrs["macs"])) for t in within]
+    assert {t.number for t in search.front(study)} == _brute_force_front(as_pairs)  # read by the MACs recorded
+    best = max(within, key=lambda t: t.values[0])
+    assert best.number in {t.number for t in search.front(study)}
+    assert search.trials_table(study).loc[best.number, "macs"] == best.user_attrs["macs"]
+    with pytest.raises(SearchError, match="goal 'fastest' is not one of front, best"):
+        search.create_or_load("t", journal, goal="fastest", **FAST)
 
 
 # --------------------------------------------------------------------------- the lesson's objective
