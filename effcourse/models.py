@@ -61,10 +61,38 @@ def improved_cnn(input_shape=(32, 32, 3), num_classes=10, widths=(32, 64, 108), 
 STUDENT_WIDTHS = (16, 32, 48)
 
 
-def student_cnn(input_shape=(32, 32, 3), num_classes=10, widths=STUDENT_WIDTHS) -> keras.Model:
-    """Lesson 05's student: the improved CNN's architecture, narrower. Its widths are whole
-    multiples of 16 (XNNPACK computes output channels in tiles of 16 on x86, lesson 02); the
-    default (16, 32, 48) has about 22% of the improved CNN's parameters and a quarter of its MACs."""
+def _check_widths(widths) -> tuple[int, ...]:
     if not widths or any(int(w) != w or w < 16 or w % 16 for w in widths):
         raise ValueError(f"The student's widths must be whole multiples of 16, got {tuple(widths)}.")
-    return improved_cnn(input_shape, num_classes, tuple(int(w) for w in widths), name="student_cnn")
+    return tuple(int(w) for w in widths)
+
+
+def student_cnn(input_shape=(32, 32, 3), num_classes=10, widths=STUDENT_WIDTHS) -> keras.Model:
+    """The improved CNN's architecture, narrower: lesson 05's first student, and the small CNN whose
+    training lesson 07 measures. Its widths are whole multiples of 16 (XNNPACK computes output
+    channels in tiles of 16 on x86, lesson 02); the default (16, 32, 48) has about 22% of the
+    improved CNN's parameters and a quarter of its MACs."""
+    return improved_cnn(input_shape, num_classes, _check_widths(widths), name="student_cnn")
+
+
+SEPARABLE_STUDENT_WIDTHS = (32, 96, 112)
+
+
+def separable_student_cnn(input_shape=(32, 32, 3), num_classes=10, widths=SEPARABLE_STUDENT_WIDTHS,
+                          head: int = 64) -> keras.Model:
+    """Lesson 05's student: stages of two 3x3 convolution-BN-ReLU blocks, depthwise-separable
+    except the first convolution, max-pooling between stages, global average pooling, a dense
+    layer of `head` units and the logits (lesson 06's search space builds the same model as
+    `Spec(widths, conv="separable", head=head)`). Widths in whole multiples of 16; the default has
+    about 21.5% of the improved CNN's parameters: separable convolutions spend them on width
+    rather than on the 3x3 kernels of every channel pair."""
+    stack = [keras.Input(shape=input_shape)]
+    for stage, filters in enumerate(_check_widths(widths)):
+        if stage:
+            stack.append(layers.MaxPooling2D())
+        for block in range(2):
+            conv = layers.Conv2D if (stage, block) == (0, 0) else layers.SeparableConv2D
+            stack += [conv(filters, 3, padding="same", use_bias=False), layers.BatchNormalization(momentum=0.9),
+                      layers.ReLU()]
+    stack += [layers.GlobalAveragePooling2D(), layers.Dense(head, activation="relu"), layers.Dense(num_classes)]
+    return keras.Sequential(stack, name="separable_student_cnn")

@@ -131,9 +131,23 @@ def test_student_cnn_has_at_most_a_quarter_of_the_teachers_parameters_in_widths_
 
 
 @pytest.mark.parametrize("widths", [(16, 32, 40), (8, 16), (), (16.5, 32)])
-def test_student_widths_must_be_whole_multiples_of_16(widths):
+@pytest.mark.parametrize("build", [models.student_cnn, models.separable_student_cnn])
+def test_student_widths_must_be_whole_multiples_of_16(widths, build):
     with pytest.raises(ValueError, match="multiples of 16"):
-        models.student_cnn(widths=widths)
+        build(widths=widths)
+
+
+def test_the_separable_student_is_lesson_06s_candidate_with_a_quarter_of_the_teachers_parameters():
+    from effcourse import search_space
+
+    student = models.separable_student_cnn()
+    candidate = search_space.build(search_space.Spec(models.SEPARABLE_STUDENT_WIDTHS, conv="separable", head=64))
+    assert student.count_params() <= 0.25 * models.improved_cnn().count_params()
+    assert [type(layer).__name__ for layer in student.layers] == [type(layer).__name__ for layer in candidate.layers]
+    assert [w.shape for w in student.weights] == [w.shape for w in candidate.weights]
+    separable = [layer for layer in student.layers if isinstance(layer, keras.layers.SeparableConv2D)]
+    assert len(separable) == 5 and [layer.filters for layer in separable] == [32, 96, 96, 112, 112]
+    assert models.separable_student_cnn((48, 40, 3), 3).output_shape == (None, 3)
 
 
 def test_training_log_records_each_epoch_and_the_first_batch_loss():
