@@ -11,7 +11,8 @@ subtracted) with NVML's GPU energy counter:
    ones (`--factors`: where float16 tensor cores have enough work), in interleaved windows, and
    float32 without TF32 (`--strict`);
 3. inference: joules per image of the baseline, its float16 version, the narrow student CNN
-   (`models.student_cnn`, lesson 05's first student) and lesson 01's reference CNN, at a stated batch size, in interleaved windows.
+   (`models.student_cnn`, lesson 05's first student) and lesson 01's reference CNN, at a stated
+   batch size, in interleaved windows.
 
 NVML counts the whole GPU (not the CPU that feeds it). Usage, on a GPU machine with Keras 3:
 
