@@ -1,15 +1,21 @@
 """How often does the measuring stick's speed verdict cry wolf? One LiteRT model is timed twice,
 as two entries of one interleaved comparison, many times over: the verdict should say "no
-measurable difference" nearly always. As a control, the same model run twice per inference
-(twice the work) should be called "slower" every time.
+measurable difference" nearly always. Each model is timed two ways: the stick's (a fresh
+interpreter for every round, `litert.SingleImageRunner.renew`) and the way it timed before
+(one interpreter per entry, kept for the whole comparison), to show what the renewal is for. As a
+control, the same model run twice per inference (twice the work) should be called "slower" every
+time. Models: lesson 05's student (small, about 0.1 ms on 2 threads) and lesson 01's improved CNN,
+untrained (weights do not change a float32 model's latency).
 
-    python benchmarks/verdict_false_alarms.py [--trials 100] [--profile workshop]
+    python benchmarks/verdict_false_alarms.py [--trials 100] [--profile workshop] [--out FILE.json]
 """
 from __future__ import annotations
 
 import argparse
 import collections
+import json
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -18,44 +24,72 @@ from effcourse import convert, hardware, latency, models, profiles
 from effcourse.litert import LiteRTModel
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=100, help="interleaved comparisons to run")
-    parser.add_argument("--profile", default="workshop", help="whose latency runs and warm-up each comparison uses")
-    args = parser.parse_args()
-    profile = profiles.get(args.profile)
-    threads = hardware.cpu_threads()
-    model = LiteRTModel(convert.to_litert(models.improved_cnn()).content, num_threads=threads)
-    image = np.random.default_rng(0).random((32, 32, 3), dtype=np.float32)
-    one = model.single_image_runner(image)
-    copy = LiteRTModel(model.content, num_threads=threads).single_image_runner(image)
+class Twice:
+    """Two inferences per call of a runner (twice the work), renewed when it is."""
 
-    def twice():
-        one()
-        one()
+    def __init__(self, runner):
+        self.runner = runner
 
-    print(f"Hardware: {hardware.describe()}; CPU: {hardware.simd_support()}")
-    print(f"Improved CNN as float32 LiteRT, {threads} threads; {args.trials} comparisons in the {profile.name} "
-          f"profile ({profile.latency_runs} runs per model in rounds of at most {latency.BLOCK})\n")
+    def renew(self):
+        self.runner.renew()
+
+    def __call__(self):
+        self.runner()
+        self.runner()
+
+
+def trials(content: bytes, image: np.ndarray, threads: int, profile, count: int, renew: bool) -> dict:
+    """Verdicts and median ratios of `count` comparisons of the model, its copy and twice the work."""
     verdicts = {"same model": collections.Counter(), "twice the work": collections.Counter()}
     ratios = {name: [] for name in verdicts}
-    start = time.perf_counter()
-    for trial in range(args.trials):
-        timing = latency.interleaved({"model": one, "same model": copy, "twice the work": twice},
-                                     runs=profile.latency_runs, warmup=profile.warmup_runs, threads=threads,
-                                     seed=trial)
+    for trial in range(count):
+        one, copy, other = (LiteRTModel(content, num_threads=threads).single_image_runner(image) for _ in range(3))
+        runners = {"model": one, "same model": copy, "twice the work": Twice(other)}
+        if not renew:  # the same callables without renew(): one interpreter each, kept
+            runners = {name: run.__call__ for name, run in runners.items()}
+        timing = latency.interleaved(runners, runs=profile.latency_runs, warmup=profile.warmup_runs,
+                                     threads=threads, seed=trial)
         for name in verdicts:
             ratio = timing.latency_ratio(name, "model")
             verdicts[name][ratio.verdict()] += 1
             ratios[name].append(ratio.median)
+    summary = {}
     for name, counts in verdicts.items():
         r = np.array(ratios[name])
-        print(f"{name:<15} verdicts: {dict(counts)}; median ratio {np.median(r):.3f} "
-              f"(middle 90% of trials {np.percentile(r, 5):.3f}-{np.percentile(r, 95):.3f})")
-    wrong = args.trials - verdicts["same model"]["no measurable difference"]
-    print(f"\nFalse alarms (faster or slower for the same model): {wrong} of {args.trials} "
-          f"({wrong / args.trials:.1%}); twice the work called slower in "
-          f"{verdicts['twice the work']['slower']} of {args.trials}; {time.perf_counter() - start:.0f} s")
+        summary[name] = {"verdicts": dict(counts), "median ratio": round(float(np.median(r)), 3),
+                         "middle 90% of trials": [round(float(np.percentile(r, q)), 3) for q in (5, 95)]}
+    summary["false alarms"] = count - verdicts["same model"]["no measurable difference"]
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=100, help="interleaved comparisons per model and way")
+    parser.add_argument("--profile", default="workshop", help="whose latency runs and warm-up each comparison uses")
+    parser.add_argument("--out", help="write the results to this JSON file too")
+    args = parser.parse_args()
+    profile = profiles.get(args.profile)
+    threads = hardware.cpu_threads()
+    image = np.random.default_rng(0).random((32, 32, 3), dtype=np.float32)
+    print(f"Hardware: {hardware.describe()}; CPU: {hardware.simd_support()}")
+    print(f"float32 LiteRT, {threads} threads; {args.trials} comparisons per model and way in the {profile.name} "
+          f"profile ({profile.latency_runs} runs per model in rounds of at most {latency.BLOCK})\n")
+    result = {"hardware": hardware.describe(), "threads": threads, "profile": profile.name, "trials": args.trials}
+    start = time.perf_counter()
+    for label, build in (("lesson 05's student", models.separable_student_cnn), ("improved CNN", models.improved_cnn)):
+        content = convert.to_litert(build()).content
+        for way, renew in (("fresh interpreter every round", True), ("one interpreter kept", False)):
+            summary = trials(content, image, threads, profile, args.trials, renew)
+            result[f"{label}, {way}"] = summary
+            print(f"{label}, {way}: false alarms {summary['false alarms']} of {args.trials}")
+            for name in ("same model", "twice the work"):
+                s = summary[name]
+                print(f"  {name:<15} verdicts {s['verdicts']}; median ratio {s['median ratio']:.3f} "
+                      f"(middle 90% of trials {s['middle 90% of trials'][0]:.3f}-{s['middle 90% of trials'][1]:.3f})")
+    result["seconds"] = round(time.perf_counter() - start)
+    print(f"\n{result['seconds']} s")
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -200,7 +200,8 @@ def measure_energy(works: Mapping[str, Callable[[], object]], *, items_per_call:
                    meter: energy.EnergyMeter | None = None, method: str = "auto", seed: int = 0) -> EnergyMeasurement:
     """Measure the energy of each piece of work (name -> a call that does one batch) by the course's
     method: warm-up, interleaved windows of about `window_s` seconds, `repeats` of them, an idle
-    window of the same length in every repeat, gross and net per item.
+    window of the same length in every repeat, gross and net per item. A work that can `renew()`
+    itself (a LiteRT model's `single_image_runner`) runs each window in a fresh interpreter.
 
     `items_per_call`: what one call does in `unit`s (e.g. 32 inferences, or 64/10000 of an epoch),
     one number or one per name. `meter`: an `energy.EnergyMeter` (default: `method`, "auto")."""
@@ -227,6 +228,9 @@ def measure_energy(works: Mapping[str, Callable[[], object]], *, items_per_call:
         readings = {}
         for i in order.permutation(len(names)):
             name = names[i]
+            if hasattr(works.get(name), "renew"):  # a fresh interpreter per window, warmed outside it
+                works[name].renew()
+                works[name]()
             with meter:
                 if name == IDLE:
                     time.sleep(window_s)

@@ -4,6 +4,9 @@ and several models timed together in finely interleaved rounds, with the energy 
 Interleaving is what makes a comparison fair on a shared machine: every round times a short
 block of runs of each model, in a new random order, so a slow spell of the machine (another
 process, a frequency change) hits every model alike instead of one model's whole measurement.
+A runner that can `renew()` itself (a LiteRT model's `single_image_runner`) gets a fresh
+interpreter every round, so an interpreter's lucky or unlucky placement in memory and threads
+counts as noise of the rounds rather than as the model's cost.
 """
 from __future__ import annotations
 
@@ -112,9 +115,9 @@ def interleaved(runners: Mapping[str, Callable[[], object]], *, runs: int, warmu
                 block: int = BLOCK, energy_method: str = "auto", seed: int = 0) -> Interleaved:
     """Time single inferences of several models together: each model warms up (`warmup` calls),
     then in each of runs // block rounds (at least MIN_ROUNDS, with smaller blocks if need be)
-    every model, in a new random order, makes one untimed call (its caches refill after the
-    switch) and `block` timed calls, inside an energy meter window. Returns every time and every
-    round's energy, per model."""
+    every model, in a new random order, is renewed if it can be (`run.renew()`), makes one untimed
+    call (its caches refill after the switch) and `block` timed calls, inside an energy meter
+    window. Returns every time and every round's energy, per model."""
     if not runners:
         raise ValueError("No models to time.")
     if runs < 1 or block < 1:
@@ -132,6 +135,8 @@ def interleaved(runners: Mapping[str, Callable[[], object]], *, runs: int, warmu
     for r in range(rounds):
         for i in order.permutation(len(names)):
             name, run = names[i], runners[names[i]]
+            if hasattr(run, "renew"):  # a fresh interpreter each round (see litert.SingleImageRunner)
+                run.renew()
             run()
             row = times[name][r]
             with meter:

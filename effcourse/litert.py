@@ -77,18 +77,10 @@ class LiteRTModel:
         scale, zero_point = detail["quantization"]
         return (y.astype(np.float32) - zero_point) * scale
 
-    def single_image_runner(self, image: np.ndarray):
-        """A no-argument callable running one inference on `image` (for latency measurements)."""
-        interpreter = self._single
-        in_index, out_index = self.input_details["index"], self.output_details["index"]
-        x = self._quantize_input(np.asarray(image)[None])
-
-        def run():
-            interpreter.set_tensor(in_index, x)
-            interpreter.invoke()
-            return interpreter.get_tensor(out_index)
-
-        return run
+    def single_image_runner(self, image: np.ndarray) -> "SingleImageRunner":
+        """A no-argument callable running one inference on `image` in an interpreter of its own,
+        which `renew()` replaces (for latency measurements: see `SingleImageRunner`)."""
+        return SingleImageRunner(self, image)
 
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Float logits for float images in [0, 1], `batch_size` images per invocation."""
@@ -278,6 +270,31 @@ def size_breakdown(content: bytes):
     parts["quantization parameters"] = quant_bytes
     parts["graph, names, metadata"] = len(content) - sum(parts.values())
     return pd.DataFrame([{"part": k, "bytes": v, "share %": round(100 * v / len(content), 1)} for k, v in parts.items()])
+
+
+class SingleImageRunner:
+    """One inference on one image per call, in an interpreter of its own. Two interpreters of the
+    same model can differ in latency by a few percent up to a third for as long as they live (on
+    2 threads; measured on an Intel Xeon with `benchmarks/verdict_false_alarms.py`), so a
+    comparison that timed one interpreter per model would read that luck as the model's cost.
+    `renew()` replaces the interpreter with a fresh one; `latency.interleaved` renews every runner
+    at the start of each round, so the rounds sample interpreters as well as time."""
+
+    def __init__(self, model: LiteRTModel, image: np.ndarray):
+        self.model = model
+        self._x = model._quantize_input(np.asarray(image)[None])
+        self.renew()
+
+    def renew(self) -> None:
+        """Run the next inferences in a new interpreter (the first one is slower: warm it up)."""
+        self._interpreter = self.model._interpreter(batch=1)
+        self._in_index = self._interpreter.get_input_details()[0]["index"]
+        self._out_index = self._interpreter.get_output_details()[0]["index"]
+
+    def __call__(self) -> np.ndarray:
+        self._interpreter.set_tensor(self._in_index, self._x)
+        self._interpreter.invoke()
+        return self._interpreter.get_tensor(self._out_index)
 
 
 # --------------------------------------------------------------------------- timing side by side

@@ -119,3 +119,23 @@ def test_check_refuses_figures_that_cannot_be_read(gpu):
     result.idle_j, result.idle_s = -np.ones(5), np.ones(5)
     with pytest.raises(AssertionError, match="idle power"):
         result.check()
+
+
+def test_a_renewable_work_is_renewed_and_warmed_before_each_of_its_windows(gpu):
+    log = []
+
+    class Renewable:
+        def renew(self):
+            log.append("renew")
+
+        def __call__(self):
+            log.append("call")
+            time.sleep(0.001)
+
+    result = joules.measure_energy({"renewed": Renewable(), "plain": gpu.work(100, 0.001)}, window_s=0.02,
+                                   repeats=5, meter=energy.EnergyMeter("nvml", nvml=gpu))
+    assert log.count("renew") == result.repeats == 5
+    # after each renewal, one call outside the window, then the window's calls
+    calls = result.subjects["renewed"].calls
+    after = "".join("r" if entry == "renew" else "c" for entry in log).split("r")[1:]
+    assert [len(chunk) for chunk in after] == [1 + n for n in calls]

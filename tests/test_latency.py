@@ -81,3 +81,29 @@ def test_cpu_flags_and_simd_support(tmp_path):
     assert hardware.simd_support({"fpu"}).startswith("has: none; lacks: AVX2")
     assert hardware.simd_support(set()).startswith("unknown")
     assert hardware.cpu_flags(str(tmp_path / "missing")) == set()
+
+
+class Renewable:
+    """A runner that counts its calls and renewals, as a LiteRT runner would swap interpreters."""
+
+    def __init__(self):
+        self.calls, self.renewals, self.log = 0, 0, []
+
+    def renew(self):
+        self.renewals += 1
+        self.log.append("renew")
+
+    def __call__(self):
+        self.calls += 1
+        self.log.append("call")
+
+
+def test_interleaved_renews_a_renewable_runner_before_each_round_and_warms_it_up():
+    runner = Renewable()
+    timing = latency.interleaved({"renewed": runner, "plain": lambda: None}, runs=40, warmup=3, threads=1,
+                                 energy_method="estimate")
+    assert runner.renewals == timing.rounds == latency.MIN_ROUNDS
+    assert runner.calls == 3 + timing.rounds * (1 + timing.block)
+    # every round: a renewal, then one untimed call before the block's timed calls
+    round_log = ["renew", "call"] + ["call"] * timing.block
+    assert runner.log == ["call"] * 3 + round_log * timing.rounds

@@ -27,7 +27,13 @@ def test_float_model_matches_keras(keras_model, images):
     assert lite.macs() == measure.macs(keras_model)
     assert lite.parameters()[0] == keras_model.count_params()
     assert lite.sparsity() == 0.0
-    assert lite.single_image_runner(images[0])().shape == (1, 10)
+    runner = lite.single_image_runner(images[0])
+    first = runner()
+    np.testing.assert_allclose(first, lite.predict(images[:1]), atol=1e-5)
+    interpreter = runner._interpreter
+    runner.renew()  # a fresh interpreter, the same answer
+    assert runner._interpreter is not interpreter and runner._interpreter is not lite._single
+    np.testing.assert_array_equal(runner(), first)
     builtin = LiteRTModel(lite.content, num_threads=1, xnnpack=False)  # LiteRT's own kernels, no XNNPACK
     np.testing.assert_allclose(builtin.predict(images), lite.predict(images), atol=1e-4)
 
