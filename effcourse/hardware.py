@@ -121,8 +121,7 @@ GPU_BFLOAT16 = (8, 0)  # ... and bfloat16 (Ampere)
 
 # What a measured speed verdict (stats.Ratio.verdict with "slower"/"faster") may be for each expectation.
 _AGREES = {"faster": {"faster"}, "slower": {"slower"}, "not faster": {"slower", "no measurable difference"},
-           "possibly faster": {"faster", "no measurable difference"},
-           "unclear": {"faster", "slower", "no measurable difference"}}
+           "possibly faster": {"faster", "no measurable difference"}}
 
 
 @dataclass(frozen=True)
@@ -132,6 +131,15 @@ class ReducedPrecision:
 
     gpus: tuple[tuple[str, tuple[int, int] | None], ...]  # (name, compute capability or None)
     cpu_flags: frozenset[str]
+    onednn: bool = True  # TensorFlow's oneDNN CPU kernels on (its default on x86; TF_ENABLE_ONEDNN_OPTS=0: off)
+
+    @property
+    def float16_needs_xla(self) -> bool:
+        """Whether float16 training needs XLA to be usable here: a CPU with float16 instructions,
+        to which TensorFlow (2.21) hands float16 convolutions through oneDNN, whose float16 weight
+        gradients are a reference kernel (a plain loop; lesson 04 measures it). XLA compiles the
+        training step with its own kernels instead."""
+        return not self.gpus and self.onednn and bool(self.cpu_flags & {"avx512_fp16", "amx_fp16"})
 
     @property
     def tensor_cores(self) -> bool:
@@ -140,7 +148,7 @@ class ReducedPrecision:
 
     def expect(self, policy: str) -> tuple[str, str]:
         """What to expect of `policy`'s training speed against float32 here, and why: "faster",
-        "possibly faster", "not faster", "slower" or "unclear"."""
+        "possibly faster", "not faster" or "slower"."""
         if policy not in ("mixed_float16", "mixed_bfloat16"):
             raise ValueError(f"policy must be mixed_float16 or mixed_bfloat16, got {policy!r}")
         kind = policy.removeprefix("mixed_")
@@ -164,11 +172,14 @@ class ReducedPrecision:
                                            "them, but the conversions around them can eat the gain")
             return "slower", ("this CPU has no bfloat16 instructions: bfloat16 operations are emulated, "
                               "converted to float32 and back")
-        if self.cpu_flags & {"avx512_fp16", "amx_fp16"}:
-            return "unclear", ("this CPU has float16 instructions, but TensorFlow's CPU kernels use them for "
-                               "few operations")
-        return "slower", ("this CPU has no float16 arithmetic: TensorFlow emulates float16 operations, "
-                          "converting to float32 and back")
+        if self.float16_needs_xla:
+            return "slower", ("this CPU has float16 instructions, so TensorFlow hands float16 convolutions to "
+                              "oneDNN, whose float16 weight gradients are a reference kernel, a plain loop: over 100x "
+                              "slower than float32 training on an Intel Xeon with AVX-512 FP16 (TensorFlow 2.21). "
+                              "Compiled by XLA (jit_compile=True) the step avoids it, and is still not faster")
+        which = ("with oneDNN off, TensorFlow's own kernels do not use this CPU's float16 instructions"
+                 if self.cpu_flags & {"avx512_fp16", "amx_fp16"} else "this CPU has no float16 arithmetic")
+        return "slower", f"{which}: TensorFlow emulates float16 operations, converting to float32 and back"
 
     def agrees(self, policy: str, verdict: str) -> bool:
         """Whether a measured speed verdict ("faster", "slower", "no measurable difference") is what
@@ -199,4 +210,5 @@ def reduced_precision(gpu_details: list[dict] | None = None, flags: set[str] | N
         gpu_details = [tf.config.experimental.get_device_details(gpu) for gpu in tf.config.list_physical_devices("GPU")]
     gpus = tuple((d.get("device_name", "GPU"), tuple(d["compute_capability"]) if d.get("compute_capability") else None)
                  for d in gpu_details)
-    return ReducedPrecision(gpus, frozenset(cpu_flags() if flags is None else flags))
+    onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1").strip().lower() not in ("0", "false")
+    return ReducedPrecision(gpus, frozenset(cpu_flags() if flags is None else flags), onednn)

@@ -63,7 +63,8 @@ class Plan:
 
 # Widths and batch sizes are whole multiples of 8 (tensor cores) and of 16 (XNNPACK's tiles). The
 # budgets fit each profile on a 2-core CPU, where float16 (emulated) trains about 5x slower than
-# float32: the slowest policy sets the cost, since every policy trains the same steps. Per policy:
+# float32 (over 100x through oneDNN on CPUs with AVX-512 FP16: lesson 04 trains it with XLA there,
+# hardware.ReducedPrecision.float16_needs_xla): the slowest policy sets the cost, since every policy trains the same steps. Per policy:
 # smoke about half an epoch of its 4,500 images, workshop 2 epochs of 9,000, full 3 of 45,000
 # (accuracy parity, not full training, is the point: lesson 01's recipe trains the CNN fully).
 PLANS = {

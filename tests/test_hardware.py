@@ -32,7 +32,23 @@ def test_cpu_flags_decide_without_a_gpu():
     assert expected(flags={"avx2", "fma"}) == {"mixed_float16": "slower", "mixed_bfloat16": "slower"}
     assert expected(flags={"avx512f", "avx512_bf16"}) == {"mixed_float16": "slower", "mixed_bfloat16": "possibly faster"}
     assert expected(flags={"avx512_bf16", "amx_bf16", "amx_fp16"})["mixed_bfloat16"] == "faster"
-    assert expected(flags={"avx512_fp16"})["mixed_float16"] == "unclear"
+    assert expected(flags={"avx512_fp16"})["mixed_float16"] == "slower"
+
+
+def test_float16_needs_xla_only_where_onednn_takes_it_on_a_cpu_with_float16_instructions():
+    sapphire_rapids = hardware.reduced_precision([], {"avx512_fp16", "amx_bf16"})
+    assert sapphire_rapids.float16_needs_xla and "reference kernel" in sapphire_rapids.expect("mixed_float16")[1]
+    assert not hardware.reduced_precision([], {"avx512_bf16"}).float16_needs_xla
+    assert not hardware.reduced_precision([A100], {"avx512_fp16"}).float16_needs_xla
+
+
+def test_onednn_switched_off_is_read_from_the_environment(monkeypatch):
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
+    machine = hardware.reduced_precision([], {"avx512_fp16"})
+    assert not machine.onednn and not machine.float16_needs_xla
+    assert machine.expect("mixed_float16")[0] == "slower" and "oneDNN off" in machine.expect("mixed_float16")[1]
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS")
+    assert hardware.reduced_precision([], {"avx512_fp16"}).onednn
 
 
 def test_measured_verdicts_are_read_against_the_expectation():
