@@ -115,6 +115,7 @@ def versions() -> dict[str, str]:
 # x86 CPU flags that give float16 or bfloat16 arithmetic its own instructions (lesson 04).
 REDUCED_FLAGS = {"avx512_bf16": "AVX-512 BF16", "amx_bf16": "AMX-BF16", "avx512_fp16": "AVX-512 FP16",
                  "amx_fp16": "AMX-FP16"}
+FLOAT16_CPU_FLAGS = frozenset({"avx512_fp16", "amx_fp16"})  # x86 instructions for float16 arithmetic
 TENSOR_CORES = (7, 0)  # NVIDIA compute capability from which tensor cores multiply float16
 GPU_BFLOAT16 = (8, 0)  # ... and bfloat16 (Ampere)
 
@@ -139,7 +140,7 @@ class ReducedPrecision:
         to which TensorFlow (2.21) hands float16 convolutions through oneDNN, whose float16 weight
         gradients are a reference kernel (a plain loop; lesson 04 measures it). XLA compiles the
         training step with its own kernels instead."""
-        return not self.gpus and self.onednn and bool(self.cpu_flags & {"avx512_fp16", "amx_fp16"})
+        return not self.gpus and self.onednn and bool(self.cpu_flags & FLOAT16_CPU_FLAGS)
 
     @property
     def tensor_cores(self) -> bool:
@@ -178,7 +179,7 @@ class ReducedPrecision:
                               "slower than float32 training on an Intel Xeon with AVX-512 FP16 (TensorFlow 2.21). "
                               "Compiled by XLA (jit_compile=True) the step avoids it, and is still not faster")
         which = ("with oneDNN off, TensorFlow's own kernels do not use this CPU's float16 instructions"
-                 if self.cpu_flags & {"avx512_fp16", "amx_fp16"} else "this CPU has no float16 arithmetic")
+                 if self.cpu_flags & FLOAT16_CPU_FLAGS else "this CPU has no float16 arithmetic")
         return "slower", f"{which}: TensorFlow emulates float16 operations, converting to float32 and back"
 
     def agrees(self, policy: str, verdict: str) -> bool:
