@@ -28,14 +28,16 @@ def test_the_best_gpu_is_the_one_named():
     assert "A100" in machine.expect("mixed_bfloat16")[1] and "8.0" in machine.expect("mixed_bfloat16")[1]
 
 
-def test_cpu_flags_decide_without_a_gpu():
+def test_cpu_flags_decide_without_a_gpu(monkeypatch):
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
     assert expected(flags={"avx2", "fma"}) == {"mixed_float16": "slower", "mixed_bfloat16": "slower"}
     assert expected(flags={"avx512f", "avx512_bf16"}) == {"mixed_float16": "slower", "mixed_bfloat16": "possibly faster"}
     assert expected(flags={"avx512_bf16", "amx_bf16", "amx_fp16"})["mixed_bfloat16"] == "faster"
     assert expected(flags={"avx512_fp16"})["mixed_float16"] == "slower"
 
 
-def test_float16_needs_xla_only_where_onednn_takes_it_on_a_cpu_with_float16_instructions():
+def test_float16_needs_xla_only_where_onednn_takes_it_on_a_cpu_with_float16_instructions(monkeypatch):
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)  # oneDNN on, TensorFlow's default on x86
     sapphire_rapids = hardware.reduced_precision([], {"avx512_fp16", "amx_bf16"})
     assert sapphire_rapids.float16_needs_xla and "reference kernel" in sapphire_rapids.expect("mixed_float16")[1]
     assert not hardware.reduced_precision([], {"avx512_bf16"}).float16_needs_xla
