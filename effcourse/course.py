@@ -108,8 +108,12 @@ class _Progress:
         self._thread.join()
 
     def cell_started(self, cell, cell_index: int) -> None:
-        """nbclient's `on_cell_execute` hook."""
-        if cell_index in self.cells:
+        """nbclient's `on_cell_execute` hook. A cell the lesson does not count (the appended
+        peak-memory cell) ends the heartbeat of the cell before it."""
+        if cell_index not in self.cells:
+            with self._lock:
+                self.current = None
+        else:
             now = time.perf_counter()
             number, section = self.cells[cell_index]
             with self._lock:
