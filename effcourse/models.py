@@ -80,19 +80,12 @@ SEPARABLE_STUDENT_WIDTHS = (32, 96, 112)
 
 def separable_student_cnn(input_shape=(32, 32, 3), num_classes=10, widths=SEPARABLE_STUDENT_WIDTHS,
                           head: int = 64) -> keras.Model:
-    """Lesson 05's student: stages of two 3x3 convolution-BN-ReLU blocks, depthwise-separable
-    except the first convolution, max-pooling between stages, global average pooling, a dense
-    layer of `head` units and the logits (lesson 06's search space builds the same model as
-    `Spec(widths, conv="separable", head=head)`). Widths in whole multiples of 16; the default has
-    about 21.5% of the improved CNN's parameters: separable convolutions spend them on width
-    rather than on the 3x3 kernels of every channel pair."""
-    stack = [keras.Input(shape=input_shape)]
-    for stage, filters in enumerate(_check_widths(widths)):
-        if stage:
-            stack.append(layers.MaxPooling2D())
-        for block in range(2):
-            conv = layers.Conv2D if (stage, block) == (0, 0) else layers.SeparableConv2D
-            stack += [conv(filters, 3, padding="same", use_bias=False), layers.BatchNormalization(momentum=0.9),
-                      layers.ReLU()]
-    stack += [layers.GlobalAveragePooling2D(), layers.Dense(head, activation="relu"), layers.Dense(num_classes)]
-    return keras.Sequential(stack, name="separable_student_cnn")
+    """Lesson 05's student: lesson 06's search-space candidate `Spec(widths, conv="separable",
+    head=head)`, stages of two 3x3 convolution-BN-ReLU blocks, depthwise-separable except the first
+    convolution, max-pooling between stages, global average pooling, a dense layer of `head` units
+    and the logits. Widths in whole multiples of 16; the default has about 21.5% of the improved
+    CNN's parameters: separable convolutions spend them on width rather than on the 3x3 kernels of
+    every channel pair."""
+    from .search_space import Spec, build  # imported here: search_space's training imports this module
+
+    return build(Spec(_check_widths(widths), conv="separable", head=head), input_shape, num_classes)
