@@ -27,7 +27,10 @@ How workers share a study (`run_worker`):
   next worker to look marks it FAIL and queues its candidate again (user attribute `retry_of`),
   so a study resumed after an interruption finishes its trials (the workers' clocks must agree to
   well within the grace period). Optuna's own heartbeat only exists for database storages inside
-  `study.optimize`, which cannot stop at an exact count of trials; this one works with every storage.
+  `study.optimize`, which cannot stop at an exact count of trials; this one works with every storage;
+- a worker prints a line per trial it finishes (`trial_line`), a pruned trial's reason stored as its
+  user attribute `pruned_because`, and on starting, the lines of the trials the study finished
+  before: a rerun on a complete study shows its trials as the run that searched them did.
 """
 from __future__ import annotations
 
@@ -56,7 +59,7 @@ DIRECTIONS = ("maximize", "minimize")  # accuracy, MACs: how every study is read
 GOALS = {"front": DIRECTIONS, "best": DIRECTIONS[:1]}  # what a study's sampler optimises
 SAMPLERS = ("nsga2", "tpe", "random")
 SETTINGS_KEY = "effcourse_search"  # study user attribute holding the Settings
-HEARTBEAT, RETRY_OF, SURPLUS = "heartbeat", "retry_of", "surplus"  # trial user attributes
+HEARTBEAT, RETRY_OF, SURPLUS, PRUNED_BECAUSE = "heartbeat", "retry_of", "surplus", "pruned_because"  # trial user attributes
 POLL_S = 2.0  # how often a worker waiting for other workers' last trials looks at the study
 MAX_RETRIES = 2  # a candidate that loses its worker more often (out of memory, say) is left failed
 
@@ -316,11 +319,14 @@ def run_worker(study: optuna.Study, n_trials: int, objective: Objective | None =
 
     Any number of workers may run this at once, in processes or on machines sharing the storage.
     A trial whose objective raises is marked FAIL (user attribute `error`) and the error stops this
-    worker; an interrupted one (Ctrl-C) is marked FAIL and its candidate queued again."""
+    worker; an interrupted one (Ctrl-C) is marked FAIL and its candidate queued again.
+    `verbose`: print the study's finished trials first, then a line per trial as it finishes."""
     if n_trials < 1:
         raise SearchError(f"n_trials must be at least 1, got {n_trials}.")
     settings = settings_of(study)
     objective = objective or objective_for(study, data)
+    if verbose:
+        _replay(study)
     completed: list[int] = []
     while True:
         retry_lost_trials(study, settings.grace_period)
@@ -335,7 +341,6 @@ def run_worker(study: optuna.Study, n_trials: int, objective: Objective | None =
         if _surplus(study, trial, n_trials):
             _fail(study, trial, **{SURPLUS: True})
             continue
-        start = time.perf_counter()
         try:
             with _heartbeat(trial, settings.heartbeat_interval):
                 values = objective(trial)
@@ -343,8 +348,9 @@ def run_worker(study: optuna.Study, n_trials: int, objective: Objective | None =
                     _constrain(trial, settings.budget)
             study.tell(trial, values[:len(study.directions)])
         except optuna.TrialPruned as pruned:  # too costly to train: does not count, ask for another
+            trial.set_user_attr(PRUNED_BECAUSE, str(pruned))
             study.tell(trial, state=TrialState.PRUNED)
-            _say(verbose, f"trial {trial.number}: pruned ({pruned})")
+            _say(verbose, trial_line(_frozen(study, trial)))
             continue
         except UpdateFinishedTrialError:
             _say(verbose, f"trial {trial.number}: another worker found it lost (no heartbeat for "
@@ -359,13 +365,37 @@ def run_worker(study: optuna.Study, n_trials: int, objective: Objective | None =
                 _requeue(study, study.get_trials(deepcopy=False)[trial.number])
             raise
         completed.append(trial.number)
-        _say(verbose, f"trial {trial.number}: accuracy {values[0]:.3f}, {values[1] / 1e6:.2f} M MACs "
-                      f"({time.perf_counter() - start:.1f} s)")
+        _say(verbose, trial_line(_frozen(study, trial)))
 
 
 def _say(verbose: bool, line: str) -> None:
     if verbose:
         print(line, flush=True)
+
+
+def _frozen(study: optuna.Study, trial: optuna.trial.Trial) -> FrozenTrial:
+    return study.get_trials(deepcopy=False)[trial.number]
+
+
+def trial_line(trial: FrozenTrial) -> str:
+    """A finished trial in one line: its accuracy, MACs and duration; why it was pruned; or why it failed."""
+    if trial.state == TrialState.COMPLETE:
+        accuracy, macs = _point(trial)
+        seconds = (trial.datetime_complete - trial.datetime_start).total_seconds()
+        return f"trial {trial.number}: accuracy {accuracy:.3f}, {macs / 1e6:.2f} M MACs ({seconds:.1f} s)"
+    if trial.state == TrialState.PRUNED:
+        return f"trial {trial.number}: pruned ({trial.user_attrs.get(PRUNED_BECAUSE, 'no reason recorded')})"
+    why = trial.user_attrs.get("error") or ("asked beyond the trials wanted" if trial.user_attrs.get(SURPLUS) else None)
+    return f"trial {trial.number}: {trial.state.name.lower()}" + (f" ({why})" if why else "")
+
+
+def _replay(study: optuna.Study) -> None:
+    """Print the trials `study` finished before this worker started, indented under a heading."""
+    finished = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
+    if finished:
+        print(f"{study.study_name}: {len(finished)} trials finished before this worker started", flush=True)
+        for trial in finished:
+            print("  " + trial_line(trial), flush=True)
 
 
 # --------------------------------------------------------------------------- objectives

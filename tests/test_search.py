@@ -177,6 +177,27 @@ def test_a_pruned_trial_does_not_count_and_the_worker_goes_on(journal):
 
     search.run_worker(study, 3, every_other, verbose=False)
     assert _states(study) == {"PRUNED": [0, 2, 4], "COMPLETE": [1, 3, 5]}
+    assert [t.user_attrs.get(search.PRUNED_BECAUSE) for t in study.trials] == ["too many MACs", None] * 3
+
+
+def test_a_worker_prints_the_trials_finished_before_it_started(journal, capsys):
+    """A rerun on a complete study shows its trials, with why each pruned one was not trained."""
+    study = search.create_or_load("s", journal, **{**FAST, "goal": "best"})
+
+    def every_other(trial):
+        if trial.number % 2 == 0:
+            raise optuna.TrialPruned("too many MACs")
+        trial.set_user_attr("macs", 2_000_000)
+        return (0.25 * trial.number,)
+
+    search.run_worker(study, 2, every_other)
+    live = capsys.readouterr().out.splitlines()
+    assert [re.sub(r"\(\d+\.\d s\)", "(s)", line) for line in live] == [
+        "trial 0: pruned (too many MACs)", "trial 1: accuracy 0.250, 2.00 M MACs (s)",
+        "trial 2: pruned (too many MACs)", "trial 3: accuracy 0.750, 2.00 M MACs (s)"]
+    assert search.run_worker(study, 2, lambda trial: pytest.fail("a complete study ran a trial")) == []
+    assert capsys.readouterr().out.splitlines() == ["s: 4 trials finished before this worker started",
+                                                    *("  " + line for line in live)]
 
 
 def test_candidates_over_the_macs_ceiling_are_not_trained(journal, monkeypatch):
