@@ -362,7 +362,7 @@ def run_worker(study: optuna.Study, n_trials: int, objective: Objective | None =
             continue  # finished by another worker meanwhile, as above
         except BaseException:  # KeyboardInterrupt, SystemExit: try the candidate again on resuming
             if _fail(study, trial, error="interrupted"):
-                _requeue(study, study.get_trials(deepcopy=False)[trial.number])
+                _requeue(study, _frozen(study, trial))
             raise
         completed.append(trial.number)
         _say(verbose, trial_line(_frozen(study, trial)))
