@@ -3,7 +3,7 @@
 Methods, in the order ``method="auto"`` tries them (the sources live in counters.py):
 
 * ``"rapl"``: the CPU package (and DRAM) energy counters Linux exposes under /sys/class/powercap
-  (Intel; AMD Zen since kernel 5.8). They cover whole packages: other processes count too.
+  (Intel; AMD Zen in powercap since kernel 5.11). They cover whole packages: other processes count too.
 * ``"nvml"``: the total-energy counter of each NVIDIA GPU (Volta or newer), via nvidia-ml-py;
   for older GPUs their power, sampled and integrated. They cover whole GPUs, and not the CPU.
 * ``"estimate"``: CPU time of this process x a power per busy core. Not a measurement.

@@ -42,7 +42,7 @@ def improved_cnn(input_shape=(32, 32, 3), num_classes=10, widths=(32, 64, 108), 
                  batch_norm: bool = True, dropout: float = 0.1, name: str = "improved_cnn",
                  logits_dtype: str | None = None) -> keras.Model:
     """The improved baseline: three blocks of conv-BN-ReLU, max-pool, conv-BN-ReLU and dropout
-    (pooling between the two convolutions halves the MACs of the second), then global average
+    (pooling between the two convolutions quarters the MACs of the second), then global average
     pooling and the logits (about 1.9x the reference's parameters).
 
     `batch_norm=False` and `dropout=0` build the same convolutions without those two tools (what

@@ -322,8 +322,9 @@ def proxy_for(profile: profiles.Profile | str | None = None) -> Proxy:
 
 
 def proxy_accuracy(model: keras.Model, data: "ImageData", proxy: Proxy, *, seed: int = 0) -> float:
-    """Train `model` (in place) as `proxy` says and return its validation accuracy. The same seed
-    gives the same batches and initial weights' noise, so candidates are compared alike."""
+    """Train `model` (in place) as `proxy` says and return its validation accuracy. The seed fixes
+    the batches, their augmentation and dropout; the initial weights were drawn when the model was
+    built, from whatever the random state was then (seed before building to fix those too)."""
     keras.utils.set_random_seed(seed)
     x, y = data.x_train[: proxy.train_images], data.y_train[: proxy.train_images]
     steps = proxy.epochs * math.ceil(len(x) / data.batch_size)

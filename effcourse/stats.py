@@ -107,7 +107,8 @@ def against_target(low: float, high: float, target: float, *, at_least: bool) ->
 
 @dataclass(frozen=True)
 class Ratio:
-    """A ratio measured once per round: its median and the 95% confidence interval of the median."""
+    """A ratio measured once per round: its median and the 95% confidence interval of the median
+    (the whole range, with its lower coverage, where there are too few rounds for 95%)."""
 
     median: float
     low: float
@@ -124,6 +125,9 @@ class Ratio:
         return "no measurable difference"
 
     def __str__(self) -> str:
+        if 2 / 2**self.rounds > ALPHA:  # too few rounds for a 95% interval: median_interval gave the range
+            return (f"{self.median:.2f}x (range {self.low:.2f}-{self.high:.2f} over {self.rounds} rounds, "
+                    f"a {1 - 2 / 2**self.rounds:.1%} interval)")
         return f"{self.median:.2f}x (95% CI {self.low:.2f}-{self.high:.2f}, {self.rounds} rounds)"
 
 
