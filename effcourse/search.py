@@ -430,7 +430,8 @@ def candidate_objective(study: optuna.Study, data: "ImageData | None" = None) ->
         if twin is not None:  # NSGA-II's offspring of a small population often repeat a parent
             raise optuna.TrialPruned(f"{spec.name} again, measured in trial {twin}: not trained twice")
         trial.set_user_attr("data", fingerprint)
-        model = search_space.build(spec, data.image_shape, data.num_classes)
+        # seeded: a candidate's proxy score does not depend on the trials this worker ran before it
+        model = search_space.build(spec, data.image_shape, data.num_classes, seed=settings.seed)
         macs = measure.macs(model)[0]
         if macs > search_space.MAX_MACS:
             trial.set_user_attr("macs", macs)

@@ -99,9 +99,12 @@ def _conv_bn_relu(filters: int, kernel_size: int, separable: bool, prefix: str) 
             layers.ReLU(name=f"{prefix}_relu")]
 
 
-def build(spec: Spec, input_shape=(32, 32, 3), num_classes: int = 10) -> keras.Model:
+def build(spec: Spec, input_shape=(32, 32, 3), num_classes: int = 10, *, seed: int | None = None) -> keras.Model:
     """The Keras model of `spec` (uncompiled), its layers named by stage; the logits layer computes
-    in float32 whatever the global dtype policy."""
+    in float32 whatever the global dtype policy. With a `seed`, the random state is seeded first, so
+    the same spec starts from the same weights whatever ran before in this process."""
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
     pool = layers.MaxPooling2D if spec.pooling == "max" else layers.AveragePooling2D
     stack: list[layers.Layer] = [keras.Input(shape=input_shape)]
     for stage, filters in enumerate(spec.filters, start=1):
@@ -324,7 +327,7 @@ def proxy_for(profile: profiles.Profile | str | None = None) -> Proxy:
 def proxy_accuracy(model: keras.Model, data: "ImageData", proxy: Proxy, *, seed: int = 0) -> float:
     """Train `model` (in place) as `proxy` says and return its validation accuracy. The seed fixes
     the batches, their augmentation and dropout; the initial weights were drawn when the model was
-    built, from whatever the random state was then (seed before building to fix those too)."""
+    built (`build(..., seed=...)` fixes those too)."""
     keras.utils.set_random_seed(seed)
     x, y = data.x_train[: proxy.train_images], data.y_train[: proxy.train_images]
     steps = proxy.epochs * math.ceil(len(x) / data.batch_size)

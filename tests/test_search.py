@@ -241,6 +241,29 @@ def test_a_candidate_measured_before_is_not_trained_again(journal, monkeypatch):
         objective(study.ask())
 
 
+def test_a_candidate_starts_from_the_same_weights_whatever_the_worker_ran_before(journal, monkeypatch):
+    """Two studies train the same candidate, one after another candidate: the same initial weights."""
+    first_kernels = {}
+
+    def record(model, *args, **kwargs):
+        first_kernels.setdefault(study.study_name, []).append(model.get_weights()[0].copy())
+        return 0.5
+
+    monkeypatch.setattr(search_space, "proxy_accuracy", record)
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (60, *SHAPE), dtype=np.uint8), np.arange(60) % 4
+    data = ImageData(x[:40], y[:40], x[40:], y[40:], x[40:], y[40:], ("a", "b", "c", "d"), "test images", True, 16)
+    study = search.create_or_load("a", journal, **{**FAST, "objective": "candidates"})
+    [trial] = search.run_worker(study, 1, search.candidate_objective(study, data), verbose=False)
+    params = study.trials[trial].params
+    study = search.create_or_load("b", journal, **{**FAST, "objective": "candidates"})
+    other_kernel = next(k for k in search_space.KERNEL_SIZES if k != params["kernel_size"])
+    study.enqueue_trial({**params, "kernel_size": other_kernel})  # another candidate first, drawing weights
+    study.enqueue_trial(params)
+    search.run_worker(study, 2, search.candidate_objective(study, data), verbose=False)
+    assert np.array_equal(first_kernels["a"][0], first_kernels["b"][-1])
+
+
 def test_a_trial_asked_beyond_the_count_is_closed_as_surplus(journal):
     """Another worker asks for the last trial and completes it just before this one asks."""
     study = search.create_or_load("s", journal, **FAST)
