@@ -155,8 +155,8 @@ def training_measurement(keras, models, joules, stats, x_train, y_train, args, p
         for base_name, table in (("float32", ratios), ("float32 highest precision", strict_ratios)):
             base = training.subjects.get(base_name + suffix)
             if base is not None and base is not subject:
-                table[name] = {f"throughput x {base_name}": str(stats.median_interval(subject.items_per_second() / base.items_per_second())),
-                               f"net energy x {base_name}": str(stats.median_interval(subject.net_per_item() / base.net_per_item()))}
+                table[name] = {f"throughput x {base_name}": str(stats.median_range(subject.items_per_second() / base.items_per_second())),
+                               f"net energy x {base_name}": str(stats.median_range(subject.net_per_item() / base.net_per_item()))}
     return {"feed": args.feed, "table": training.table().reset_index().to_dict(orient="records"),
             "conditions": training.conditions(), "ratios to float32 of the same width": ratios,
             "ratios to float32 without TF32 of the same width": strict_ratios}

@@ -14,7 +14,8 @@ from . import paths, profiles
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 _PEAK_MARK = "EFFCOURSE_PEAK_RSS_KIB"
 _PEAK_CELL = (
-    "try:\n    import resource\n    _peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+    "try:\n    import resource, sys\n    _peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+    "    _peak = _peak / 1024 if sys.platform == 'darwin' else _peak  # KiB (macOS reports bytes)\n"
     "except ImportError:  # Windows\n    _peak = -1\n"
     f"print('{_PEAK_MARK}', _peak)"
 )

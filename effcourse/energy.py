@@ -1,6 +1,8 @@
 """Energy of a span of work, measured where the machine allows it, else estimated and labelled so.
 
-Methods, in the order ``method="auto"`` tries them (the sources live in counters.py):
+Methods, in the order ``method="auto"`` tries them (the sources live in counters.py);
+``method="cpu"`` tries RAPL, then the estimate, for work that runs on the CPU (LiteRT inference),
+which a GPU's counter would not see:
 
 * ``"rapl"``: the CPU package (and DRAM) energy counters Linux exposes under /sys/class/powercap
   (Intel; AMD Zen in powercap since kernel 5.11). They cover whole packages: other processes count too.
@@ -32,10 +34,12 @@ from typing import Any, Callable, Iterable, TypeVar
 from . import counters
 from .counters import DEFAULT_WATTS_PER_CORE, ESTIMATE_LIMIT, POWER_SAMPLE_S, WATTS_ENV_VAR
 
-__all__ = ["DEFAULT_WATTS_PER_CORE", "ESTIMATE_LIMIT", "METHODS", "MIN_UPDATES", "STUCK_AFTER_S",
+__all__ = ["AUTO_ORDERS", "DEFAULT_WATTS_PER_CORE", "ESTIMATE_LIMIT", "METHODS", "MIN_UPDATES", "STUCK_AFTER_S",
            "WATTS_ENV_VAR", "EnergyError", "EnergyMeter", "EnergyReading", "measure"]
 
 METHODS = ("rapl", "nvml", "estimate")
+# The methods "auto" and "cpu" try, in order: "cpu" skips NVML, which counts a GPU, not the CPU.
+AUTO_ORDERS = {"auto": METHODS, "cpu": ("rapl", "estimate")}
 # A window should span at least this many counter updates: each end of it can be off by one
 # update, so 100 updates keep that error within 2% of the reading.
 MIN_UPDATES = 100
@@ -94,8 +98,9 @@ class EnergyReading:
 class EnergyMeter:
     """Context manager: `with EnergyMeter() as m: work()` then `m.reading`.
 
-    method: "auto" (RAPL if readable, then NVML if a GPU is present, else the estimate),
-    "rapl", "nvml" or "estimate"; a method that cannot be used raises EnergyError saying why.
+    method: "auto" (RAPL if readable, then NVML if a GPU is present, else the estimate), "cpu"
+    (RAPL, else the estimate: for work on the CPU), "rapl", "nvml" or "estimate"; a method that
+    cannot be used raises EnergyError saying why.
     watts_per_core: power per busy core for the estimate (else EFFCOURSE_WATTS_PER_CORE,
     else DEFAULT_WATTS_PER_CORE). gpus: the GPU indices NVML reads (default all);
     sample_interval_s: how often a GPU without an energy counter has its power sampled.
@@ -113,8 +118,8 @@ class EnergyMeter:
         gpus: Iterable[int] | None = None,
         sample_interval_s: float = POWER_SAMPLE_S,
     ) -> None:
-        if method != "auto" and method not in METHODS:
-            raise ValueError(f"method must be 'auto' or one of {METHODS}, got {method!r}")
+        if method not in AUTO_ORDERS and method not in METHODS:
+            raise ValueError(f"method must be one of {(*AUTO_ORDERS, *METHODS)}, got {method!r}")
         if watts_per_core is not None and not counters.positive_number(watts_per_core):
             raise ValueError(f"watts_per_core must be a positive number, got {watts_per_core!r}")
         if gpus is not None:
@@ -131,7 +136,7 @@ class EnergyMeter:
         }
         self._reasons: dict[str, str] = {}  # method -> why it cannot be used
         self._reading: EnergyReading | None = None
-        for name in METHODS if method == "auto" else (method,):
+        for name in AUTO_ORDERS.get(method, (method,)):
             counter = self._probe(name)
             if counter is not None:
                 self._chosen, self._counter = name, counter
@@ -176,8 +181,11 @@ class EnergyMeter:
         for name in METHODS:
             if name == self._chosen:
                 continue
-            if name not in self._reasons and self._probe(name) is not None:
-                why = "auto prefers" if self.method == "auto" else f"method={self.method!r} asks for"
+            if name not in AUTO_ORDERS.get(self.method, (self.method, name)):
+                parts.append(f"{_TITLES[name]}: not used (method={self.method!r} measures work on the CPU, "
+                             "which a GPU's counter does not count).")
+            elif name not in self._reasons and self._probe(name) is not None:
+                why = f"{self.method} prefers" if self.method in AUTO_ORDERS else f"method={self.method!r} asks for"
                 why += " " + _TITLES[self._chosen]
                 parts.append(f"{_TITLES[name]}: available, not used ({why}).")
             else:

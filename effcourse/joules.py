@@ -113,12 +113,12 @@ class EnergyMeasurement(TableDisplay):
         """`name`'s net joules per item over the reference's, one ratio per repeat."""
         with np.errstate(divide="ignore", invalid="ignore"):
             ratios = self.subjects[name].net_per_item() / self.subjects[self.reference].net_per_item()
-        return stats.median_interval(ratios)
+        return stats.median_range(ratios)
 
     def throughput_ratio(self, name: str) -> stats.Ratio:
         """`name`'s items per second over the reference's, one ratio per repeat."""
-        return stats.median_interval(self.subjects[name].items_per_second()
-                                     / self.subjects[self.reference].items_per_second())
+        return stats.median_range(self.subjects[name].items_per_second()
+                                  / self.subjects[self.reference].items_per_second())
 
     def table(self) -> "pd.DataFrame":
         """Per subject: gross and net millijoules per item (median and range over repeats), the

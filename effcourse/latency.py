@@ -67,8 +67,8 @@ def throughput(run_batch: Callable[[], object], batch_size: int, *, repeats: int
 
 @dataclass
 class Interleaved:
-    """Several models timed together: per model, the seconds of every timed run (rounds x block)
-    and the joules per inference of every round, by one energy method."""
+    """Several models timed together: per model, the milliseconds of every timed run (rounds x
+    block) and the joules per inference of every round, by one energy method."""
 
     times_ms: dict[str, np.ndarray]  # name -> (rounds, block) milliseconds
     joules: dict[str, np.ndarray]  # name -> (rounds,) joules per inference
@@ -76,6 +76,7 @@ class Interleaved:
     warmup: int
     energy_method: str  # the label of the energy readings, "measured: ..." or "estimated: ..."
     energy_measured: bool
+    energy_reliable: bool = True  # every round long enough for the counter (checked for counters, not estimates)
 
     @property
     def rounds(self) -> int:
@@ -105,19 +106,25 @@ class Interleaved:
         return stats.median_interval(per_round)
 
     def energy_ratio(self, name: str, reference: str) -> stats.Ratio:
-        """`name`'s energy per inference over `reference`'s, one ratio per round."""
+        """`name`'s energy per inference over `reference`'s, one ratio per round; not a number
+        (verdict "not measurable") where the rounds were too short for the counter."""
         with np.errstate(divide="ignore", invalid="ignore"):
             per_round = self.joules[name] / self.joules[reference]
-        return stats.median_interval(np.nan_to_num(per_round, nan=1.0, posinf=np.inf))
+        if not self.energy_reliable or not np.all(np.isfinite(per_round) & (per_round > 0)):
+            return stats.Ratio(np.nan, np.nan, np.nan, self.rounds)  # a round read 0 J: no ratio
+        return stats.median_interval(per_round)
 
 
 def interleaved(runners: Mapping[str, Callable[[], object]], *, runs: int, warmup: int, threads: int,
-                block: int = BLOCK, energy_method: str = "auto", seed: int = 0) -> Interleaved:
+                block: int = BLOCK, energy_method: str = "cpu", seed: int = 0) -> Interleaved:
     """Time single inferences of several models together: each model warms up (`warmup` calls),
     then in each of runs // block rounds (at least MIN_ROUNDS, with smaller blocks if need be)
     every model, in a new random order, is renewed if it can be (`run.renew()`), makes one untimed
     call (its caches refill after the switch) and `block` timed calls, inside an energy meter
-    window. Returns every time and every round's energy, per model."""
+    window (`energy_method` "cpu": RAPL if readable, else the estimate). Returns every time and every
+    round's energy, per model. A counter's round of a few milliseconds is far shorter than it needs
+    (energy.MIN_UPDATES updates), so with a counter the energy ratios come out "not measurable" and
+    the mean joules are labelled rough: `joules.measure_energy` measures energy in long windows."""
     if not runners:
         raise ValueError("No models to time.")
     if runs < 1 or block < 1:
@@ -128,6 +135,7 @@ def interleaved(runners: Mapping[str, Callable[[], object]], *, runs: int, warmu
     meter = energy.EnergyMeter(energy_method)
     times = {name: np.empty((rounds, block)) for name in names}
     joules = {name: np.empty(rounds) for name in names}
+    reliable = True
     for name in names:
         for _ in range(warmup):
             runners[name]()
@@ -145,8 +153,10 @@ def interleaved(runners: Mapping[str, Callable[[], object]], *, runs: int, warmu
                     run()
                     row[j] = time.perf_counter() - start
             joules[name][r] = meter.reading.per(block)
+            reliable = reliable and (meter.reading.reliable or not meter.reading.measured)
+    label = meter.method_label if reliable else f"{meter.method_label}, rough: rounds too short for the counter"
     return Interleaved({n: t * 1e3 for n, t in times.items()}, joules, threads, warmup,
-                       meter.method_label, meter.reading.measured)
+                       label, meter.reading.measured, reliable)
 
 
 def interleaved_throughput(batch_runners: Mapping[str, Callable[[], object]], batch_size: int,

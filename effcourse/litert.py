@@ -156,8 +156,10 @@ class LiteRTModel:
 
     def kernels(self) -> dict[str, np.ndarray]:
         """{op output name: weights} of the conv and fully-connected ops, as stored (int8 in a
-        full-integer model), output channel first."""
-        return {name: np.asarray(w) for _, name, w, _ in self._weighted_ops()}
+        full-integer model), output channel first (a depthwise kernel, stored (1, kh, kw, channels),
+        is turned so)."""
+        return {name: np.moveaxis(np.asarray(w), -1, 0) if kind == "DEPTHWISE_CONV_2D" else np.asarray(w)
+                for kind, name, w, _ in self._weighted_ops()}
 
     def distinct_per_channel(self) -> int:
         """The most distinct values any output channel of any conv/fully-connected kernel holds

@@ -52,7 +52,9 @@ def _layer_macs(wrapper) -> LayerMacs | None:
         dense_macs = positions * (depthwise.size + pointwise.size)
         nonzero = positions * (np.count_nonzero(depthwise) + np.count_nonzero(pointwise))
         return LayerMacs(layer.name, "SeparableConv2D", dense_macs, int(nonzero))
-    elif isinstance(layer, layers.Conv2D):  # kernel (kh, kw, in/groups, out): one MAC per weight per position
+    elif isinstance(layer, layers.Conv2D) and not isinstance(layer, layers.Conv2DTranspose):
+        # kernel (kh, kw, in/groups, out): one MAC per weight per output position (a transposed
+        # convolution, a Conv2D subclass, works per input position: not counted, see below)
         kernel = layer.kernel.numpy()
         positions = _spatial(wrapper.output_shape)
     elif isinstance(layer, layers.Dense):

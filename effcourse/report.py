@@ -132,12 +132,13 @@ class Comparison(TableDisplay):
 
 def measure_together(models: Mapping[str, object], data, *, lesson: str, title: str = "",
                      reference: str | None = None, profile: profiles.Profile | None = None,
-                     record: bool = True, energy_method: str = "auto") -> Comparison:
+                     record: bool = True, energy_method: str = "cpu") -> Comparison:
     """Measure a set of models (name -> Keras model, LiteRTModel or .tflite bytes) together on
     `data`'s test images: accuracy with its 95% interval and a paired verdict against the
     `reference` (default: the first model); size of each as deployed; latency and energy per
     inference in finely interleaved rounds, each a ratio to the reference with its 95% confidence
-    interval and a verdict; throughput in interleaved batches. Records every card and the
+    interval and a verdict (energy by `energy_method`, "cpu": RAPL if readable, else the estimate;
+    see `latency.interleaved`); throughput in interleaved batches. Records every card and the
     comparison (unless `record=False`) and returns them."""
     from .data import normalise
 
@@ -212,14 +213,14 @@ def _row(name: str, s: _Subject, card: ReportCard, ref: _Subject, timing, refere
         "images/s": round(card.throughput_ips),
         f"mJ/inference ({energy_label})": round(card.energy_mj, 5),
         "energy x ref": round(joules.median, 3),
-        "energy CI": f"{joules.low:.2f}-{joules.high:.2f}",
+        "energy CI": "" if np.isnan(joules.median) else f"{joules.low:.2f}-{joules.high:.2f}",
         "energy verdict": "reference" if is_ref else joules.verdict(words=("less", "more")),
     })
     return row
 
 
 def report_card(model, data, *, name: str, lesson: str, profile: profiles.Profile | None = None,
-                record: bool = True, energy_method: str = "auto") -> ReportCard:
+                record: bool = True, energy_method: str = "cpu") -> ReportCard:
     """Measure one model (Keras or LiteRT) on `data`'s test images, as deployed, and by default
     record its card. To compare models, measure them together with `measure_together`."""
     comparison = measure_together({name: model}, data, lesson=lesson, profile=profile, record=record,

@@ -107,17 +107,21 @@ def against_target(low: float, high: float, target: float, *, at_least: bool) ->
 
 @dataclass(frozen=True)
 class Ratio:
-    """A ratio measured once per round: its median and the 95% confidence interval of the median
-    (the whole range, with its lower coverage, where there are too few rounds for 95%)."""
+    """A ratio measured once per round: its median and either the 95% confidence interval of the
+    median (`median_interval`; the whole range, with its lower coverage, where there are too few
+    rounds for 95%) or the range of the rounds (`median_range`, spread="range")."""
 
     median: float
     low: float
     high: float
     rounds: int
+    spread: str = "ci"  # "ci" or "range"
 
     def verdict(self, margin: float = RATIO_MARGIN, words=("faster", "slower")) -> str:
         """`words[0]` if the whole interval lies below 1 - margin, `words[1]` if above 1 + margin,
-        else "no measurable difference"."""
+        "not measurable" if there is no ratio (a NaN), else "no measurable difference"."""
+        if math.isnan(self.median):
+            return "not measurable"
         if self.high < 1 - margin:
             return words[0]
         if self.low > 1 + margin:
@@ -125,10 +129,22 @@ class Ratio:
         return "no measurable difference"
 
     def __str__(self) -> str:
+        if math.isnan(self.median):
+            return f"not measurable ({self.rounds} rounds)"
+        if self.spread == "range":
+            return f"{self.median:.2f}x (range {self.low:.2f}-{self.high:.2f} over {self.rounds} rounds)"
         if 2 / 2**self.rounds > ALPHA:  # too few rounds for a 95% interval: median_interval gave the range
             return (f"{self.median:.2f}x (range {self.low:.2f}-{self.high:.2f} over {self.rounds} rounds, "
                     f"a {1 - 2 / 2**self.rounds:.1%} interval)")
         return f"{self.median:.2f}x (95% CI {self.low:.2f}-{self.high:.2f}, {self.rounds} rounds)"
+
+
+def median_range(values) -> Ratio:
+    """Median of per-round values and their whole range: for a rule that every round must meet."""
+    v = np.asarray(values, dtype=float)
+    if v.size == 0:
+        raise ValueError("No rounds to summarise.")
+    return Ratio(float(np.median(v)), float(v.min()), float(v.max()), v.size, spread="range")
 
 
 def median_interval(values, alpha: float = ALPHA) -> Ratio:

@@ -268,6 +268,17 @@ def test_auto_prefers_rapl_then_nvml_then_estimate(tmp_path):
     assert meter.method_label == "measured: NVML GPU 0"
     assert f"RAPL: not available: {tmp_path / 'without'} absent" in meter.explain()
 
+
+def test_cpu_never_measures_work_on_the_cpu_with_a_gpu_counter(tmp_path):
+    """On a GPU machine without RAPL, "auto" reads the GPU; "cpu" (for LiteRT inference) estimates."""
+    meter = EnergyMeter("cpu", powercap_root=tmp_path / "without", nvml=FakeNVML(energy_mj=(5,)))
+    assert meter.method_label.startswith("estimated: CPU time")
+    assert "NVML: not used (method='cpu' measures work on the CPU" in meter.explain()
+    powercap(tmp_path / "with")
+    meter = EnergyMeter("cpu", powercap_root=tmp_path / "with", nvml=FakeNVML())
+    assert meter.method_label == "measured: RAPL packages 0+1"
+    assert "estimate: available, not used (cpu prefers RAPL)" in meter.explain()
+
     meter = EnergyMeter(powercap_root=tmp_path / "without", nvml=NO_DRIVER)
     assert meter.method_label.startswith("estimated: CPU time x")
     text = meter.explain()

@@ -1,8 +1,12 @@
+import dataclasses
+import functools
 import time
 
+import numpy as np
 import pytest
+from energyfakes import powercap
 
-from effcourse import hardware, latency
+from effcourse import energy, hardware, latency
 
 
 def test_time_calls_runs_warmup_then_timed_calls():
@@ -107,3 +111,24 @@ def test_interleaved_renews_a_renewable_runner_before_each_round_and_warms_it_up
     # every round: a renewal, then one untimed call before the block's timed calls
     round_log = ["renew", "call"] + ["call"] * timing.block
     assert runner.log == ["call"] * 3 + round_log * timing.rounds
+
+
+def test_a_counter_too_coarse_for_the_rounds_gives_no_energy_ratio(tmp_path, monkeypatch):
+    """RAPL moves every millisecond and needs 100 updates; a round of a few calls is far shorter."""
+    powercap(tmp_path)
+    monkeypatch.setattr(latency.energy, "EnergyMeter", functools.partial(energy.EnergyMeter, powercap_root=tmp_path))
+    timing = latency.interleaved({"a": lambda: None, "b": lambda: None}, runs=20, warmup=1, threads=1,
+                                 energy_method="rapl")
+    assert not timing.energy_reliable and timing.energy_method.endswith("rough: rounds too short for the counter")
+    ratio = timing.energy_ratio("b", "a")
+    assert ratio.verdict() == "not measurable" and str(ratio) == "not measurable (10 rounds)"
+
+
+def test_a_round_that_read_no_energy_gives_no_ratio_rather_than_a_made_up_one():
+    ones = np.ones((10, 1))
+    zeros = latency.Interleaved({"a": ones, "b": ones}, {"a": np.zeros(10), "b": np.zeros(10)}, threads=1, warmup=0,
+                                energy_method="estimated: test", energy_measured=False)
+    assert zeros.energy_ratio("b", "a").verdict() == "not measurable"
+    halved = dataclasses.replace(zeros, joules={"a": np.full(10, 2.0), "b": np.full(10, 1.0)})
+    assert halved.energy_ratio("b", "a").median == 0.5
+    assert halved.energy_ratio("b", "a").verdict(words=("less", "more")) == "less"

@@ -1,5 +1,7 @@
 import numpy as np
 import pytest
+import tf_keras as keras
+from tf_keras import layers
 
 from effcourse import internals, kerasutil, litert, measure, models
 from effcourse.litert import LiteRTModel
@@ -94,6 +96,17 @@ def test_ops_and_side_by_side_comparison(keras_model, images):
     assert table.loc["dense", "DENSIFY ops"] == 0 and table.loc["sparse", "DENSIFY ops"] > 0
     builtin = litert.compare({"dense": dense}, images[0], profile=profiles.get("smoke"), threads=1, xnnpack=False)
     assert builtin.loc["dense", "latency ms"] > 0
+
+
+def test_kernels_put_the_output_channel_first_for_depthwise_ops_too():
+    model = keras.Sequential([keras.Input((8, 8, 3)), layers.Conv2D(16, 3, name="conv"),
+                              layers.DepthwiseConv2D(3, name="depthwise"), layers.GlobalAveragePooling2D(),
+                              layers.Dense(4, name="logits")])
+    rng = np.random.default_rng(0)
+    model.set_weights([rng.normal(0, 0.1, w.shape).astype(np.float32) for w in model.get_weights()])
+    kernels = LiteRTModel(lite_bytes(model)).kernels()
+    assert sorted(w.shape[0] for w in kernels.values()) == [4, 16, 16]  # logits, conv, depthwise: channels first
+    assert any(w.shape == (16, 1, 3, 3) for w in kernels.values())
 
 
 # --------------------------------------------------------------------------- where the bytes go

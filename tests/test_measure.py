@@ -66,6 +66,13 @@ def test_unsupported_layer_is_a_clear_error():
         measure.macs(model)
 
 
+def test_a_transposed_convolution_is_not_counted_as_a_convolution():
+    """Conv2DTranspose subclasses Conv2D, but its MACs follow its input positions, not its output's."""
+    model = keras.Sequential([keras.Input((8, 8, 4)), layers.Conv2DTranspose(8, 3, strides=2, padding="same")])
+    with pytest.raises(measure.MeasureError, match="Conv2DTranspose"):
+        measure.macs(model)
+
+
 def test_unbuilt_model_is_a_clear_error():
     with pytest.raises(measure.MeasureError, match="not built"):
         measure.macs(keras.Sequential([layers.Dense(3)]))

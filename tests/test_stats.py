@@ -213,6 +213,13 @@ def test_ratio_verdict_custom_margin_and_words():
     assert str(stats.Ratio(0.5, 0.45, 0.55, 12)) == "0.50x (95% CI 0.45-0.55, 12 rounds)"
 
 
+def test_median_range_spans_every_round():
+    ratio = stats.median_range(np.arange(1.0, 11.0))
+    assert (ratio.median, ratio.low, ratio.high, ratio.rounds) == (5.5, 1.0, 10.0, 10)
+    assert str(ratio) == "5.50x (range 1.00-10.00 over 10 rounds)"
+    assert stats.median_interval(np.arange(1.0, 11.0)).low == 2.0  # the interval of the median is narrower
+
+
 def test_ratio_of_too_few_rounds_for_95_percent_reads_as_a_range():
     assert str(stats.median_interval([1.17, 0.86, 1.08, 1.1, 0.9])) == "1.08x (range 0.86-1.17 over 5 rounds, a 93.8% interval)"
     assert str(stats.median_interval([1.0, 0.9, 1.1, 1.05, 0.95, 1.02])).endswith("(95% CI 0.90-1.10, 6 rounds)")
