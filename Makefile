@@ -24,7 +24,7 @@ course: setup  ## execute every lesson headlessly (profile: $$EFFCOURSE_PROFILE,
 test: setup  ## unit tests, every notebook under nbval in the smoke profile, and the book build
 	$(PY) -m pytest
 
-book: setup  ## build the website from the notebooks' stored outputs into $(BOOK_OUT)/html
+book: setup  ## build the website from the notebooks' stored outputs into $(BOOK_OUT)/_build/html
 	$(ENV_DIR)/bin/jupyter-book build . --config book/_config.yml --toc book/_toc.yml --path-output $(BOOK_OUT) -W -n --keep-going
 
 clean:

@@ -268,6 +268,12 @@ def test_auto_prefers_rapl_then_nvml_then_estimate(tmp_path):
     assert meter.method_label == "measured: NVML GPU 0"
     assert f"RAPL: not available: {tmp_path / 'without'} absent" in meter.explain()
 
+    meter = EnergyMeter(powercap_root=tmp_path / "without", nvml=NO_DRIVER)
+    assert meter.method_label.startswith("estimated: CPU time x")
+    text = meter.explain()
+    assert "estimated as the CPU time of this process" in text
+    assert "RAPL: not available:" in text and "NVML: not available: no usable NVIDIA driver" in text
+
 
 def test_cpu_never_measures_work_on_the_cpu_with_a_gpu_counter(tmp_path):
     """On a GPU machine without RAPL, "auto" reads the GPU; "cpu" (for LiteRT inference) estimates."""
@@ -278,12 +284,6 @@ def test_cpu_never_measures_work_on_the_cpu_with_a_gpu_counter(tmp_path):
     meter = EnergyMeter("cpu", powercap_root=tmp_path / "with", nvml=FakeNVML())
     assert meter.method_label == "measured: RAPL packages 0+1"
     assert "estimate: available, not used (cpu prefers RAPL)" in meter.explain()
-
-    meter = EnergyMeter(powercap_root=tmp_path / "without", nvml=NO_DRIVER)
-    assert meter.method_label.startswith("estimated: CPU time x")
-    text = meter.explain()
-    assert "estimated as the CPU time of this process" in text
-    assert "RAPL: not available:" in text and "NVML: not available: no usable NVIDIA driver" in text
 
 
 def test_explicit_method_explains_the_others(tmp_path):

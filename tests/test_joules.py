@@ -49,7 +49,7 @@ def test_net_is_gross_minus_idle_and_ratios_follow_the_work(gpu):
     ratio = result.net_ratio("large")
     assert 1.7 < ratio.median < 2.3 and ratio.verdict(words=("less", "more")) == "more"
     every = large.net_per_item() / small.net_per_item()  # the verdict's rule: every repeat's ratio
-    assert (ratio.low, ratio.high) == (every.min(), every.max()) and "range" in str(ratio)
+    assert (ratio.low, ratio.high) == (every.min(), every.max()) and ratio.spread == "range"
     table = result.table()
     assert table.loc["large", "energy verdict"] == "more"
     assert set(table["method"]) == {"measured: NVML GPU 0, net of idle"}

@@ -132,3 +132,5 @@ def test_a_round_that_read_no_energy_gives_no_ratio_rather_than_a_made_up_one():
     halved = dataclasses.replace(zeros, joules={"a": np.full(10, 2.0), "b": np.full(10, 1.0)})
     assert halved.energy_ratio("b", "a").median == 0.5
     assert halved.energy_ratio("b", "a").verdict(words=("less", "more")) == "less"
+    too_short = dataclasses.replace(halved, energy_reliable=False)  # readings, but from rounds too short for a counter
+    assert too_short.energy_ratio("b", "a").verdict() == "not measurable"
