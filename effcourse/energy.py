@@ -181,7 +181,7 @@ class EnergyMeter:
         for name in METHODS:
             if name == self._chosen:
                 continue
-            if name not in AUTO_ORDERS.get(self.method, (self.method, name)):
+            if self.method in AUTO_ORDERS and name not in AUTO_ORDERS[self.method]:
                 parts.append(f"{_TITLES[name]}: not used (method={self.method!r} measures work on the CPU, "
                              "which a GPU's counter does not count).")
             elif name not in self._reasons and self._probe(name) is not None:
