@@ -115,6 +115,22 @@ def test_magnitude_mask_removes_exactly_the_smallest():
         pruning.magnitude_mask(w, 1.0)
 
 
+def test_magnitude_mask_is_the_toolkits_criterion():
+    # tfmot prunes a kernel once (constant sparsity from step 0) with a learning rate of 0, so the
+    # weights it keeps are exactly its mask; lesson 02's check says the two masks are the same.
+    inputs = keras.Input((12,))
+    model = keras.Model(inputs, layers.Dense(10)(inputs))
+    kernel = np.random.default_rng(3).normal(size=(12, 10)).astype("float32")
+    model.layers[1].set_weights([kernel, np.zeros(10, "float32")])
+    schedule = tfmot.sparsity.keras.ConstantSparsity(0.8, begin_step=0, frequency=1)
+    wrapped = tfmot.sparsity.keras.prune_low_magnitude(model, pruning_schedule=schedule)
+    wrapped.compile(keras.optimizers.SGD(0.0), "mse")
+    wrapped.fit(np.ones((4, 12), "float32"), np.zeros((4, 10), "float32"), epochs=1, verbose=0,
+                callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
+    kept = tfmot.sparsity.keras.strip_pruning(wrapped).layers[1].kernel.numpy() != 0
+    np.testing.assert_array_equal(kept, pruning.magnitude_mask(kernel, 0.8))
+
+
 def test_pruned_in_place_prunes_each_layer_and_restores():
     model = _randomise(models.reference_cnn())
     before = [w.copy() for w in model.get_weights()]
