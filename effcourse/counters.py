@@ -22,6 +22,7 @@ import math
 import os
 import platform
 import re
+import sys
 import threading
 import time
 from pathlib import Path
@@ -38,6 +39,7 @@ ESTIMATE_UNCERTAINTY = 2.0
 # What an estimate from CPU time cannot do, said wherever an estimate is shown.
 ESTIMATE_LIMIT = ("proportional to CPU time: it cannot rank models whose power per core differs "
                   "(int8 against float32 SIMD work)")
+WINDOWS_TICK_S = 0.0156  # the Windows clock tick (1/64 s) in which it counts a process's CPU time
 POWER_SAMPLE_S = 0.1  # default interval of GPU power sampling where there is no energy counter
 
 _PACKAGE_ZONE = re.compile(r"(intel|amd)-rapl:(\d+)")  # not intel-rapl:0:0, not intel-rapl-mmio:0
@@ -369,10 +371,12 @@ class Estimate(Counter):
     """CPU time of this process (all its threads) x a power per busy core."""
 
     measured = False
-    update_s = 0.01  # the coarsest common CPU-time resolution (a scheduler tick on some systems)
     uncertainty = ESTIMATE_UNCERTAINTY
 
     def __init__(self, watts_per_core: float | None = None) -> None:
+        # How often CPU time moves: Windows counts it in clock ticks of 15.6 ms; elsewhere a
+        # scheduler tick of at most 10 ms, the coarsest common resolution.
+        self.update_s = WINDOWS_TICK_S if sys.platform == "win32" else 0.01
         if watts_per_core is not None:
             source = "the watts_per_core argument"
         elif WATTS_ENV_VAR in os.environ:

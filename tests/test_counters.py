@@ -249,6 +249,12 @@ def test_estimate_states_its_source_and_uncertainty(monkeypatch):
     assert window(estimate, lambda: busy(0.05)) >= 0.05 * estimate.watts
 
 
+def test_estimate_windows_need_windows_ticks(monkeypatch):
+    assert Estimate().update_s == 0.01
+    monkeypatch.setattr(counters.sys, "platform", "win32")
+    assert Estimate().update_s == counters.WINDOWS_TICK_S == 0.0156  # a window of 100 updates: 1.56 s
+
+
 def test_estimate_env_override_and_bad_value(monkeypatch):
     monkeypatch.setenv(WATTS_ENV_VAR, "8.5")
     estimate = Estimate()
