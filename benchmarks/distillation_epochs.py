@@ -1,0 +1,126 @@
+"""Where does lesson 05's distillation gain go as the student trains longer?
+
+Lesson 05's student is trained alone and distilled, for several budgets of epochs, from the same
+seed; each budget is a run of its own, with its own cosine schedule over its epochs. The code is
+the lesson's own: its `Distiller` and `train_student`, and its temperature and alpha, are read
+from the notebook, so this measures what the lesson runs, not a copy. The teacher is lesson 01's
+improved CNN from the model cache (trained first if it is not there). Each pair of students is
+compared on the same test images: the paired verdict (exact McNemar test) and the 95% interval of
+the difference; with several seeds, each budget's mean gain gets its interval too.
+
+    EFFCOURSE_PROFILE=full python benchmarks/distillation_epochs.py [--epochs 4 10 20] [--seeds 0 1] [--out FILE]
+
+Budgets are epochs of the `full` profile (a shorter profile scales them as its recipes do). The
+results, with the profile, data and machine, are written after every pair to
+benchmarks/results/distillation_epochs-<profile>.json (or --out).
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import re
+import sys
+import time
+import types
+from pathlib import Path
+
+import nbformat
+import numpy as np
+
+import effcourse  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+from effcourse import data as course_data
+from effcourse import hardware, measure, paths, profiles, stats, zoo
+
+LESSON = paths.CHECKOUT / "notebooks" / "05_distillation.ipynb"
+DEFINITIONS = ("class Distiller(", "def train_student(")  # the cells this script runs
+SETTINGS = re.compile(r"^TEMPERATURE, ALPHA = (.+), (.+)$", re.MULTILINE)
+
+
+def lesson_code(path: Path = LESSON) -> types.ModuleType:
+    """Lesson 05's imports and the cells that define its Distiller and train_student, run as a
+    module, with the lesson's TEMPERATURE and ALPHA."""
+    cells = [cell.source for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code"]
+    chosen = [cells[0]]  # the imports
+    for definition in DEFINITIONS:
+        found = [source for source in cells if definition in source]
+        if len(found) != 1:
+            raise SystemExit(f"{paths.display(path)} has {len(found)} cells with {definition!r}, not one: "
+                             "this script runs the lesson's own code; restore the notebook with git.")
+        chosen += found
+    settings = [SETTINGS.search(source) for source in cells]
+    settings = [match for match in settings if match]
+    if len(settings) != 1:
+        raise SystemExit(f"{paths.display(path)} does not set `TEMPERATURE, ALPHA = ...` in one line of one cell.")
+    module = types.ModuleType("lesson05")
+    sys.modules[module.__name__] = module  # dataclasses look their module up
+    exec(compile("\n\n".join(chosen), str(path), "exec"), module.__dict__)
+    module.TEMPERATURE, module.ALPHA = (ast.literal_eval(value) for value in settings[0].groups())
+    return module
+
+
+def compare(lesson: types.ModuleType, data, teacher, x_test, *, epochs: int, seed: int) -> tuple[dict, dict]:
+    """Train the student alone and distilled for `epochs` from `seed`; the pair's row, and each
+    student's per-image correctness on the test images."""
+    correct, seconds = {}, {}
+    for kind, alpha in (("alone", 1.0), ("distilled", lesson.ALPHA)):
+        start = time.perf_counter()
+        run = lesson.train_student(data, teacher, alpha=alpha, temperature=lesson.TEMPERATURE, epochs=epochs, seed=seed)
+        seconds[kind] = round(time.perf_counter() - start, 1)
+        correct[kind] = measure.correct(run.student, x_test, data.y_test)
+    paired = stats.paired_accuracy(correct["alone"], correct["distilled"])
+    low, high = stats.paired_difference_interval(correct["alone"], correct["distilled"])
+    row = {"seed": seed, "epochs": epochs, "alone %": round(100 * correct["alone"].mean(), 2),
+           "distilled %": round(100 * correct["distilled"].mean(), 2), "gain (points)": round(100 * paired.difference, 2),
+           "95% interval": [round(100 * low, 2), round(100 * high, 2)], "verdict": paired.verdict,
+           "McNemar p": round(paired.p_value, 4), "seconds": seconds}
+    return row, correct
+
+
+def by_budget(correct: dict) -> list[dict]:
+    """Per budget of epochs, the mean gain over the seeds run so far, with its 95% interval."""
+    rows = []
+    for epochs in sorted({e for e, _ in correct}):
+        runs = [correct[e, s] for e, s in sorted(correct) if e == epochs]
+        alone, distilled = np.array([r["alone"] for r in runs]), np.array([r["distilled"] for r in runs])
+        low, high = stats.mean_difference_interval(alone, distilled)
+        rows.append({"epochs": epochs, "seeds": len(runs), "mean gain (points)": round(100 * (distilled.mean() - alone.mean()), 2),
+                     "95% interval": [round(100 * low, 2), round(100 * high, 2)]})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, nargs="+", default=[4, 10, 20], help="budgets, in epochs of the full profile")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--out", type=Path, help="JSON file to write (default: benchmarks/results/distillation_epochs-<profile>.json)")
+    args = parser.parse_args()
+    profile = profiles.current()
+    out = args.out or paths.CHECKOUT / "benchmarks" / "results" / f"distillation_epochs-{profile.name}.json"
+    print(f"Profile: {profile.name}; hardware: {hardware.describe()}", flush=True)
+    lesson = lesson_code()
+    cifar = course_data.load_cifar10(profile=profile)
+    teacher = zoo.trained("improved", cifar, profile).model
+    x_test = course_data.normalise(cifar.x_test)
+    result = {"question": __doc__.splitlines()[0], "command": " ".join(["python", *sys.argv]),
+              "hardware": hardware.describe(), "versions": hardware.versions(), "profile": profile.name,
+              "data": cifar.source, "training images": len(cifar.x_train), "test images": len(x_test),
+              "temperature": lesson.TEMPERATURE, "alpha": lesson.ALPHA,
+              "teacher %": round(100 * measure.correct(teacher, x_test, cifar.y_test).mean(), 2), "pairs": []}
+    correct = {}
+    start = time.perf_counter()
+    for seed in args.seeds:
+        for epochs in sorted({profile.epochs(full_epochs) for full_epochs in args.epochs}):
+            row, correct[epochs, seed] = compare(lesson, cifar, teacher, x_test, epochs=epochs, seed=seed)
+            result["pairs"].append(row)
+            result["by budget"] = by_budget(correct)
+            result["minutes"] = round((time.perf_counter() - start) / 60, 1)
+            out.write_text(json.dumps(result, indent=1) + "\n")
+            print(f"seed {seed}, {epochs} epochs: alone {row['alone %']:.2f}%, distilled {row['distilled %']:.2f}%, "
+                  f"gain {row['gain (points)']:+.2f} ({row['95% interval'][0]:+.2f} to {row['95% interval'][1]:+.2f}), "
+                  f"{row['verdict']}; {sum(row['seconds'].values()) / 60:.1f} min", flush=True)
+    print(f"Written to {paths.display(out)}")
+
+
+if __name__ == "__main__":
+    main()

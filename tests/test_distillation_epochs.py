@@ -1,0 +1,49 @@
+"""benchmarks/distillation_epochs.py runs lesson 05's own code (its Distiller, train_student,
+temperature and alpha, read from the notebook) and compares each pair of students on the same
+test images."""
+import importlib.util
+import sys
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+
+from effcourse import models
+from effcourse.data import ImageData, normalise
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "distillation_epochs.py"
+_spec = importlib.util.spec_from_file_location("distillation_epochs", SCRIPT)
+bench = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = bench
+_spec.loader.exec_module(bench)
+
+
+def _data(n: int = 64) -> ImageData:
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+    y = np.arange(n) % 10
+    return ImageData(x, y, x[:16], y[:16], x[:32], y[:32], tuple("abcdefghij"), "test images", True, 16)
+
+
+def test_the_lessons_code_and_settings_are_read_from_the_notebook():
+    lesson = bench.lesson_code()
+    assert (lesson.TEMPERATURE, lesson.ALPHA) == (4, 0.1)  # section 5 of lesson 05 fixes these
+    assert issubclass(lesson.Distiller, lesson.keras.Model)
+    data = _data()
+    teacher = models.reference_cnn(data.image_shape, data.num_classes)
+    row, correct = bench.compare(lesson, data, teacher, normalise(data.x_test), epochs=1, seed=0)
+    assert row["epochs"] == 1 and row["verdict"] in ("better", "worse", "within noise")
+    assert row["gain (points)"] == pytest.approx(100 * (correct["distilled"].mean() - correct["alone"].mean()), abs=0.01)
+    low, high = row["95% interval"]
+    assert low <= row["gain (points)"] <= high
+    assert bench.by_budget({(1, 0): correct, (1, 1): correct})[0]["mean gain (points)"] == row["gain (points)"]
+
+
+def test_a_notebook_without_the_lessons_definitions_is_refused(tmp_path):
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import numpy"),
+                                               nbformat.v4.new_code_cell("class Distiller(object): pass")])
+    path = tmp_path / "05.ipynb"
+    nbformat.write(notebook, path)
+    with pytest.raises(SystemExit, match="0 cells with 'def train_student\\('"):
+        bench.lesson_code(path)
