@@ -1,18 +1,21 @@
-"""Where does lesson 05's distillation gain go as the student trains longer?
+"""What moves lesson 05's distillation gain: how long the student trains, and how strong its teacher is?
 
 Lesson 05's student is trained alone and distilled, for several budgets of epochs, from the same
 seed; each budget is a run of its own, with its own cosine schedule over its epochs. The code is
 the lesson's own: its `Distiller` and `train_student`, and its temperature and alpha, are read
 from the notebook, so this measures what the lesson runs, not a copy. The teacher is lesson 01's
-improved CNN from the model cache (trained first if it is not there). Each pair of students is
+improved CNN from the model cache (trained first if it is not there), or with `--teacher
+improved-wide` the same CNN 1.5x wider trained by the same recipe: is a stronger teacher the
+lever the lesson's gain lacks? Each pair of students is
 compared on the same test images: the paired verdict (exact McNemar test) and the 95% interval of
 the difference; with several seeds, each budget's mean gain gets its interval too.
 
-    EFFCOURSE_PROFILE=full python benchmarks/distillation_epochs.py [--epochs 4 10 20] [--seeds 0 1] [--out FILE]
+    EFFCOURSE_PROFILE=full python benchmarks/distillation_epochs.py [--epochs 4 10 20] [--seeds 0 1]
+        [--teacher improved-wide] [--out FILE]
 
 Budgets are epochs of the `full` profile (a shorter profile scales them as its recipes do). The
 results, with the profile, data and machine, are written after every pair to
-benchmarks/results/distillation_epochs-<profile>.json (or --out).
+benchmarks/results/distillation_epochs-<profile>[-<teacher>].json (or --out).
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ import numpy as np
 
 import effcourse  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from effcourse import data as course_data
-from effcourse import hardware, measure, paths, profiles, stats, zoo
+from effcourse import hardware, measure, paths, profiles, recipes, stats, zoo
 
 LESSON = paths.CHECKOUT / "notebooks" / "05_distillation.ipynb"
 DEFINITIONS = ("class Distiller(", "def train_student(")  # the cells this script runs
@@ -93,20 +96,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, nargs="+", default=[4, 10, 20], help="budgets, in epochs of the full profile")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--out", type=Path, help="JSON file to write (default: benchmarks/results/distillation_epochs-<profile>.json)")
+    parser.add_argument("--teacher", default="improved", choices=sorted(set(recipes.RECIPES) - {"reference"}),
+                        help="the model cache's recipe that trains the teacher")
+    parser.add_argument("--out", type=Path, help="JSON file to write (default: benchmarks/results/distillation_epochs-<profile>[-<teacher>].json)")
     args = parser.parse_args()
     profile = profiles.current()
-    out = args.out or paths.CHECKOUT / "benchmarks" / "results" / f"distillation_epochs-{profile.name}.json"
+    suffix = "" if args.teacher == "improved" else f"-{args.teacher}"
+    out = args.out or paths.CHECKOUT / "benchmarks" / "results" / f"distillation_epochs-{profile.name}{suffix}.json"
     print(f"Profile: {profile.name}; hardware: {hardware.describe()}", flush=True)
     lesson = lesson_code()
     cifar = course_data.load_cifar10(profile=profile)
-    teacher = zoo.trained("improved", cifar, profile).model
+    teacher_run = zoo.trained(args.teacher, cifar, profile)
+    teacher = teacher_run.model
     x_test = course_data.normalise(cifar.x_test)
-    result = {"question": __doc__.splitlines()[0], "command": " ".join(["python", *sys.argv]),
+    result = {"question": __doc__.splitlines()[0],
               "hardware": hardware.describe(), "versions": hardware.versions(), "profile": profile.name,
               "data": cifar.source, "training images": len(cifar.x_train), "test images": len(x_test),
               "temperature": lesson.TEMPERATURE, "alpha": lesson.ALPHA,
-              "teacher %": round(100 * measure.correct(teacher, x_test, cifar.y_test).mean(), 2), "pairs": []}
+              "teacher": args.teacher, "teacher parameters": measure.parameters(teacher)[0],
+              "teacher %": round(100 * measure.correct(teacher, x_test, cifar.y_test).mean(), 2),
+              "teacher's training (min)": None if teacher_run.seconds is None else round(teacher_run.seconds / 60, 1),
+              "pairs": []}
     correct = {}
     start = time.perf_counter()
     for seed in args.seeds:
