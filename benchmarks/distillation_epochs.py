@@ -1,4 +1,4 @@
-"""What moves lesson 05's distillation gain: how long the student trains, and how strong its teacher is?
+"""What moves lesson 05's distillation gain: how long the student trains, how strong its teacher is, and mixup?
 
 Lesson 05's student is trained alone and distilled, for several budgets of epochs, from the same
 seed; each budget is a run of its own, with its own cosine schedule over its epochs. The code is
@@ -6,16 +6,21 @@ the lesson's own: its `Distiller` and `train_student`, and its temperature and a
 from the notebook, so this measures what the lesson runs, not a copy. The teacher is lesson 01's
 improved CNN from the model cache (trained first if it is not there), or with `--teacher
 improved-wide` the same CNN 1.5x wider trained by the same recipe: is a stronger teacher the
-lever the lesson's gain lacks? Each pair of students is
+lever the lesson's gain lacks? With `--mixup`, the distilled student learns on mixup images
+(two training images blended with a random weight per image), the teacher answering for the same
+blend: "function matching" (Beyer et al. 2022, "Knowledge distillation: A good teacher is patient
+and consistent"), where the teacher's answers carry information no label has; a third student,
+trained alone on the same blends with their blended labels, is the same-augmentation control.
+Each pair of students is
 compared on the same test images: the paired verdict (exact McNemar test) and the 95% interval of
 the difference; with several seeds, each budget's mean gain gets its interval too.
 
     EFFCOURSE_PROFILE=full python benchmarks/distillation_epochs.py [--epochs 4 10 20] [--seeds 0 1]
-        [--teacher improved-wide] [--out FILE]
+        [--teacher improved-wide] [--mixup] [--out FILE]
 
 Budgets are epochs of the `full` profile (a shorter profile scales them as its recipes do). The
 results, with the profile, data and machine, are written after every pair to
-benchmarks/results/distillation_epochs-<profile>[-<teacher>].json (or --out).
+benchmarks/results/distillation_epochs-<profile>[-<teacher>][-mixup].json (or --out).
 """
 from __future__ import annotations
 
@@ -34,6 +39,9 @@ import numpy as np
 import effcourse  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from effcourse import data as course_data
 from effcourse import hardware, measure, paths, profiles, recipes, stats, zoo
+
+import tensorflow as tf  # noqa: E402  (after effcourse: Keras 2)
+import tf_keras as keras  # noqa: E402
 
 LESSON = paths.CHECKOUT / "notebooks" / "05_distillation.ipynb"
 DEFINITIONS = ("class Distiller(", "def train_student(")  # the cells this script runs
@@ -62,22 +70,71 @@ def lesson_code(path: Path = LESSON) -> types.ModuleType:
     return module
 
 
-def compare(lesson: types.ModuleType, data, teacher, x_test, *, epochs: int, seed: int) -> tuple[dict, dict]:
-    """Train the student alone and distilled for `epochs` from `seed`; the pair's row, and each
+def with_mixup(distiller: type) -> type:
+    """The lesson's Distiller, training on mixup blends of its augmented batch: each image blended
+    with another of the batch by a weight drawn uniformly per image; the hard loss is the
+    blend's weighted loss on both labels, and the teacher sees the same blend as the student."""
+
+    class MixupDistiller(distiller):
+        def train_step(self, batch):
+            x, labels = batch
+            labels = tf.reshape(labels, [-1])
+            weight = tf.random.uniform(tf.shape(labels))
+            other = tf.random.shuffle(tf.range(tf.shape(labels)[0]))
+            x = weight[:, None, None, None] * x + (1 - weight[:, None, None, None]) * tf.gather(x, other)
+            teacher_logits = self.teacher(x, training=False) if self.alpha < 1 else None
+            with tf.GradientTape() as tape:
+                student_logits = self.student(x, training=True)
+                cross_entropy = lambda y: keras.losses.sparse_categorical_crossentropy(y, student_logits, from_logits=True)
+                hard = tf.reduce_mean(weight * cross_entropy(labels) + (1 - weight) * cross_entropy(tf.gather(labels, other)))
+                _, _, soft = self.loss_terms(labels, student_logits, teacher_logits)
+                loss = hard if teacher_logits is None else self.alpha * hard + (1 - self.alpha) * soft
+            weights = self.student.trainable_variables
+            self.optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights))
+            for tracker, value in zip(self.trackers, (loss, hard, soft)):
+                tracker.update_state(value)
+            self.accuracy.update_state(labels, student_logits)  # against the larger share's label, mostly
+            return {m.name: m.result() for m in self.metrics}
+
+    return MixupDistiller
+
+
+def train(lesson: types.ModuleType, data, teacher, *, alpha: float, epochs: int, seed: int, mixup: bool):
+    """The lesson's train_student, its Distiller swapped for the mixup one where `mixup`."""
+    distiller = lesson.Distiller
+    lesson.Distiller = with_mixup(distiller) if mixup else distiller
+    try:
+        return lesson.train_student(data, teacher, alpha=alpha, temperature=lesson.TEMPERATURE, epochs=epochs, seed=seed)
+    finally:
+        lesson.Distiller = distiller
+
+
+def compare(lesson: types.ModuleType, data, teacher, x_test, *, epochs: int, seed: int,
+            mixup: bool = False) -> tuple[dict, dict]:
+    """Train the student alone and distilled (with `mixup`: distilled on blends, and a third
+    student alone on the same blends) for `epochs` from `seed`; the pair's row, and each
     student's per-image correctness on the test images."""
+    students = [("alone", 1.0, False), ("distilled", lesson.ALPHA, mixup)] + [("alone, mixup", 1.0, True)] * mixup
     correct, seconds = {}, {}
-    for kind, alpha in (("alone", 1.0), ("distilled", lesson.ALPHA)):
+    for kind, alpha, blends in students:
         start = time.perf_counter()
-        run = lesson.train_student(data, teacher, alpha=alpha, temperature=lesson.TEMPERATURE, epochs=epochs, seed=seed)
+        run = train(lesson, data, teacher, alpha=alpha, epochs=epochs, seed=seed, mixup=blends)
         seconds[kind] = round(time.perf_counter() - start, 1)
         correct[kind] = measure.correct(run.student, x_test, data.y_test)
-    paired = stats.paired_accuracy(correct["alone"], correct["distilled"])
-    low, high = stats.paired_difference_interval(correct["alone"], correct["distilled"])
     row = {"seed": seed, "epochs": epochs, "alone %": round(100 * correct["alone"].mean(), 2),
-           "distilled %": round(100 * correct["distilled"].mean(), 2), "gain (points)": round(100 * paired.difference, 2),
-           "95% interval": [round(100 * low, 2), round(100 * high, 2)], "verdict": paired.verdict,
-           "McNemar p": round(paired.p_value, 4), "seconds": seconds}
-    return row, correct
+           "distilled %": round(100 * correct["distilled"].mean(), 2), **gain(correct["alone"], correct["distilled"])}
+    if mixup:
+        row |= {"mixup": True, "alone, mixup %": round(100 * correct["alone, mixup"].mean(), 2),
+                "over alone, mixup": gain(correct["alone, mixup"], correct["distilled"])}
+    return row | {"seconds": seconds}, correct
+
+
+def gain(alone, distilled) -> dict:
+    """The distilled student's gain over the one alone, in points, its 95% interval and paired verdict."""
+    paired = stats.paired_accuracy(alone, distilled)
+    low, high = stats.paired_difference_interval(alone, distilled)
+    return {"gain (points)": round(100 * paired.difference, 2), "95% interval": [round(100 * low, 2), round(100 * high, 2)],
+            "verdict": paired.verdict, "McNemar p": round(paired.p_value, 4)}
 
 
 def by_budget(correct: dict) -> list[dict]:
@@ -98,10 +155,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--teacher", default="improved", choices=sorted(set(recipes.RECIPES) - {"reference"}),
                         help="the model cache's recipe that trains the teacher")
+    parser.add_argument("--mixup", action="store_true", help="distil on mixup blends (function matching); adds a control alone on them")
     parser.add_argument("--out", type=Path, help="JSON file to write (default: benchmarks/results/distillation_epochs-<profile>[-<teacher>].json)")
     args = parser.parse_args()
     profile = profiles.current()
-    suffix = "" if args.teacher == "improved" else f"-{args.teacher}"
+    suffix = ("" if args.teacher == "improved" else f"-{args.teacher}") + ("-mixup" if args.mixup else "")
     out = args.out or paths.CHECKOUT / "benchmarks" / "results" / f"distillation_epochs-{profile.name}{suffix}.json"
     print(f"Profile: {profile.name}; hardware: {hardware.describe()}", flush=True)
     lesson = lesson_code()
@@ -112,7 +170,7 @@ def main() -> None:
     result = {"question": __doc__.splitlines()[0],
               "hardware": hardware.describe(), "versions": hardware.versions(), "profile": profile.name,
               "data": cifar.source, "training images": len(cifar.x_train), "test images": len(x_test),
-              "temperature": lesson.TEMPERATURE, "alpha": lesson.ALPHA,
+              "temperature": lesson.TEMPERATURE, "alpha": lesson.ALPHA, "mixup": args.mixup,
               "teacher": args.teacher, "teacher parameters": measure.parameters(teacher)[0],
               "teacher %": round(100 * measure.correct(teacher, x_test, cifar.y_test).mean(), 2),
               "teacher's training (min)": None if teacher_run.seconds is None else round(teacher_run.seconds / 60, 1),
@@ -121,7 +179,7 @@ def main() -> None:
     start = time.perf_counter()
     for seed in args.seeds:
         for epochs in sorted({profile.epochs(full_epochs) for full_epochs in args.epochs}):
-            row, correct[epochs, seed] = compare(lesson, cifar, teacher, x_test, epochs=epochs, seed=seed)
+            row, correct[epochs, seed] = compare(lesson, cifar, teacher, x_test, epochs=epochs, seed=seed, mixup=args.mixup)
             result["pairs"].append(row)
             result["by budget"] = by_budget(correct)
             result["minutes"] = round((time.perf_counter() - start) / 60, 1)

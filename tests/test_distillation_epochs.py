@@ -47,3 +47,34 @@ def test_a_notebook_without_the_lessons_definitions_is_refused(tmp_path):
     nbformat.write(notebook, path)
     with pytest.raises(SystemExit, match="0 cells with 'def train_student\\('"):
         bench.lesson_code(path)
+
+
+def test_mixup_blends_the_batch_and_shows_the_teacher_the_students_blend():
+    lesson = bench.lesson_code()
+    data = _data(32)
+    x, y = normalise(data.x_train), data.y_train
+    model = models.reference_cnn(data.image_shape, data.num_classes)  # no dropout, no batch norm
+    mixup = bench.with_mixup(lesson.Distiller)
+    # its own teacher: the soft loss is zero only if the teacher answers for the very blend the student saw
+    copying = mixup(model, model, alpha=0.0, temperature=4)
+    copying.compile(optimizer=lesson.keras.optimizers.SGD(0.0))
+    assert float(copying.train_step((x, y))["soft_loss"]) == pytest.approx(0.0, abs=1e-6)
+    # alone, on blends: a hard loss other than the plain one on the same batch
+    losses = []
+    for distiller in (mixup, lesson.Distiller):
+        alone = distiller(model, model, alpha=1.0, temperature=4)
+        alone.compile(optimizer=lesson.keras.optimizers.SGD(0.0))
+        losses.append(float(alone.train_step((x, y))["hard_loss"]))
+    assert losses[0] > 0 and abs(losses[0] - losses[1]) > 1e-3
+
+
+def test_with_mixup_the_row_adds_the_control_on_blends_and_the_lesson_keeps_its_distiller():
+    lesson = bench.lesson_code()
+    data = _data()
+    teacher = models.reference_cnn(data.image_shape, data.num_classes)
+    row, correct = bench.compare(lesson, data, teacher, normalise(data.x_test), epochs=1, seed=0, mixup=True)
+    assert lesson.Distiller.__name__ == "Distiller"
+    assert set(correct) == {"alone", "distilled", "alone, mixup"} and row["mixup"]
+    control = row["over alone, mixup"]
+    assert control["gain (points)"] == pytest.approx(100 * (correct["distilled"].mean() - correct["alone, mixup"].mean()), abs=0.01)
+    assert control["95% interval"][0] <= control["gain (points)"] <= control["95% interval"][1]
