@@ -1,17 +1,16 @@
-"""What moves lesson 05's distillation gain: how long the student trains, how strong its teacher is, and mixup?
+"""What moves lesson 05's distillation gain: how long the student trains, how strong its teacher is, mixup?
 
 Lesson 05's student is trained alone and distilled, for several budgets of epochs, from the same
 seed; each budget is a run of its own, with its own cosine schedule over its epochs. The code is
-the lesson's own: its `Distiller` and `train_student`, and its temperature and alpha, are read
-from the notebook, so this measures what the lesson runs, not a copy. The teacher is lesson 01's
+the lesson's own: its `Distiller` and `train_student`, and its temperature and alpha, are read from
+the notebook, so this measures what the lesson runs, not a copy. The teacher is lesson 01's
 improved CNN from the model cache (trained first if it is not there), or with `--teacher
-improved-wide` the same CNN 1.5x wider trained by the same recipe: is a stronger teacher the
-lever the lesson's gain lacks? With `--mixup`, the distilled student learns on mixup images
-(two training images blended with a random weight per image), the teacher answering for the same
-blend: "function matching" (Beyer et al. 2022, "Knowledge distillation: A good teacher is patient
-and consistent"), where the teacher's answers carry information no label has; a third student,
-trained alone on the same blends with their blended labels, is the same-augmentation control.
-Each pair of students is
+improved-wide` the same CNN 1.5x wider trained by the same recipe: is a stronger teacher the lever
+the lesson's gain lacks? With `--mixup`, the distilled student learns on mixup images (two training
+images blended with a random weight per image), the teacher answering for the same blend: "function
+matching" (Beyer et al. 2022, "Knowledge distillation: A good teacher is patient and consistent"),
+where the teacher's answers carry information no label has; a third student, trained alone on the
+same blends with their blended labels, is the same-augmentation control. Each pair of students is
 compared on the same test images: the paired verdict (exact McNemar test) and the 95% interval of
 the difference; with several seeds, each budget's mean gain gets its interval too.
 
