@@ -5,21 +5,23 @@ seed; each budget is a run of its own, with its own cosine schedule over its epo
 the lesson's own: its `Distiller` and `train_student`, and its temperature and alpha, are read from
 the notebook, so this measures what the lesson runs, not a copy. The teacher is lesson 01's
 improved CNN from the model cache (trained first if it is not there), or with `--teacher
-improved-wide` the same CNN 1.5x wider trained by the same recipe: is a stronger teacher the lever
-the lesson's gain lacks? With `--mixup`, the distilled student learns on mixup images (two training
-images blended with a random weight per image), the teacher answering for the same blend: "function
-matching" (Beyer et al. 2022, "Knowledge distillation: A good teacher is patient and consistent"),
-where the teacher's answers carry information no label has; a third student, trained alone on the
-same blends with their blended labels, is the same-augmentation control. Each pair of students is
-compared on the same test images: the paired verdict (exact McNemar test) and the 95% interval of
-the difference; with several seeds, each budget's mean gain gets its interval too.
+improved-wide` the same CNN 1.5x wider trained by the same recipe, or with several recipes their
+ensemble (the mean of their logits; Hinton et al. 2015 distilled an ensemble): is a stronger
+teacher the lever the lesson's gain lacks? With `--mixup`, the distilled student learns on mixup
+images (two training images blended with a random weight per image), the teacher answering for the
+same blend: "function matching" (Beyer et al. 2022, "Knowledge distillation: A good teacher is
+patient and consistent"), where the teacher's answers carry information no label has; a third
+student, trained alone on the same blends with their blended labels, is the same-augmentation
+control. Each pair of students is compared on the same test images: the paired verdict (exact
+McNemar test) and the 95% interval of the difference; with several seeds, each budget's mean gain
+gets its interval too.
 
     EFFCOURSE_PROFILE=full python benchmarks/distillation_epochs.py [--epochs 4 10 20] [--seeds 0 1]
-        [--teacher improved-wide] [--mixup] [--out FILE]
+        [--teacher improved-wide [improved ...]] [--mixup] [--out FILE]
 
 Budgets are epochs of the `full` profile (a shorter profile scales them as its recipes do). The
 results, with the profile, data and machine, are written after every pair to
-benchmarks/results/distillation_epochs-<profile>[-<teacher>][-mixup].json (or --out).
+benchmarks/results/distillation_epochs-<profile>[-<teacher>[+<teacher>]][-mixup].json (or --out).
 """
 from __future__ import annotations
 
@@ -136,6 +138,14 @@ def gain(alone, distilled) -> dict:
             "verdict": paired.verdict, "McNemar p": round(paired.p_value, 4)}
 
 
+def ensemble(members: list, image_shape) -> keras.Model:
+    """One model that answers with the mean of its members' logits (a lone member: itself)."""
+    if len(members) == 1:
+        return members[0]
+    images = keras.Input(shape=image_shape)
+    return keras.Model(images, keras.layers.Average()([member(images, training=False) for member in members]), name="ensemble")
+
+
 def by_budget(correct: dict) -> list[dict]:
     """Per budget of epochs, the mean gain over the seeds run so far, with its 95% interval."""
     rows = []
@@ -152,27 +162,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, nargs="+", default=[4, 10, 20], help="budgets, in epochs of the full profile")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--teacher", default="improved", choices=sorted(set(recipes.RECIPES) - {"reference"}),
-                        help="the model cache's recipe that trains the teacher")
+    parser.add_argument("--teacher", nargs="+", default=["improved"], choices=sorted(set(recipes.RECIPES) - {"reference"}),
+                        help="the model cache's recipe that trains the teacher (several: their ensemble)")
     parser.add_argument("--mixup", action="store_true", help="distil on mixup blends (function matching); adds a control alone on them")
     parser.add_argument("--out", type=Path, help="JSON file to write (default: benchmarks/results/distillation_epochs-<profile>[-<teacher>].json)")
     args = parser.parse_args()
     profile = profiles.current()
-    suffix = ("" if args.teacher == "improved" else f"-{args.teacher}") + ("-mixup" if args.mixup else "")
+    name = "+".join(args.teacher)
+    suffix = ("" if name == "improved" else f"-{name}") + ("-mixup" if args.mixup else "")
     out = args.out or paths.CHECKOUT / "benchmarks" / "results" / f"distillation_epochs-{profile.name}{suffix}.json"
     print(f"Profile: {profile.name}; hardware: {hardware.describe()}", flush=True)
     lesson = lesson_code()
     cifar = course_data.load_cifar10(profile=profile)
-    teacher_run = zoo.trained(args.teacher, cifar, profile)
-    teacher = teacher_run.model
+    runs = [zoo.trained(recipe, cifar, profile) for recipe in args.teacher]
+    teacher = ensemble([run.model for run in runs], cifar.image_shape)
+    seconds = [run.seconds for run in runs]
     x_test = course_data.normalise(cifar.x_test)
     result = {"question": __doc__.splitlines()[0],
               "hardware": hardware.describe(), "versions": hardware.versions(), "profile": profile.name,
               "data": cifar.source, "training images": len(cifar.x_train), "test images": len(x_test),
               "temperature": lesson.TEMPERATURE, "alpha": lesson.ALPHA, "mixup": args.mixup,
-              "teacher": args.teacher, "teacher parameters": measure.parameters(teacher)[0],
+              "teacher": name, "teacher parameters": measure.parameters(teacher)[0],
               "teacher %": round(100 * measure.correct(teacher, x_test, cifar.y_test).mean(), 2),
-              "teacher's training (min)": None if teacher_run.seconds is None else round(teacher_run.seconds / 60, 1),
+              "teacher's training (min)": None if None in seconds else round(sum(seconds) / 60, 1),
               "pairs": []}
     correct = {}
     start = time.perf_counter()

@@ -78,3 +78,14 @@ def test_with_mixup_the_row_adds_the_control_on_blends_and_the_lesson_keeps_its_
     control = row["over alone, mixup"]
     assert control["gain (points)"] == pytest.approx(100 * (correct["distilled"].mean() - correct["alone, mixup"].mean()), abs=0.01)
     assert control["95% interval"][0] <= control["gain (points)"] <= control["95% interval"][1]
+
+
+def test_an_ensemble_teacher_answers_with_its_members_mean_logits():
+    data = _data()
+    members = [models.reference_cnn(data.image_shape, data.num_classes), models.improved_cnn(data.image_shape, data.num_classes)]
+    teacher = bench.ensemble(members, data.image_shape)
+    x = normalise(data.x_test)
+    mean = np.mean([member.predict(x, verbose=0) for member in members], axis=0)
+    np.testing.assert_allclose(teacher.predict(x, verbose=0), mean, atol=1e-5)
+    assert teacher.count_params() == sum(member.count_params() for member in members)
+    assert bench.ensemble(members[:1], data.image_shape) is members[0]
