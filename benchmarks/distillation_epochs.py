@@ -88,8 +88,11 @@ def with_mixup(distiller: type) -> type:
                 student_logits = self.student(x, training=True)
                 cross_entropy = lambda y: keras.losses.sparse_categorical_crossentropy(y, student_logits, from_logits=True)
                 hard = tf.reduce_mean(weight * cross_entropy(labels) + (1 - weight) * cross_entropy(tf.gather(labels, other)))
-                _, _, soft = self.loss_terms(labels, student_logits, teacher_logits)
-                loss = hard if teacher_logits is None else self.alpha * hard + (1 - self.alpha) * soft
+                if teacher_logits is None:  # alpha = 1: the labels only, as the lesson's Distiller
+                    loss, soft = hard, tf.constant(0.0)
+                else:  # the lesson's soft term, on the blend
+                    _, _, soft = self.loss_terms(labels, student_logits, teacher_logits)
+                    loss = self.alpha * hard + (1 - self.alpha) * soft
             weights = self.student.trainable_variables
             self.optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights))
             for tracker, value in zip(self.trackers, (loss, hard, soft)):
