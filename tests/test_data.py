@@ -3,6 +3,7 @@ stand-in, pipelines and the sample grid. Everything is made in tmp_path; no netw
 from __future__ import annotations
 
 import dataclasses
+import os
 import socket
 
 import matplotlib
@@ -16,6 +17,7 @@ from PIL import Image  # noqa: E402
 from effcourse import data, paths, profiles  # noqa: E402
 from effcourse.data import cifar10 as data_cifar10  # noqa: E402
 from effcourse.data import folders as data_folders  # noqa: E402
+from effcourse.data import imagedata as data_imagedata  # noqa: E402
 from datafiles import (ALL, COLOURS, NAMES, SMALL, cifar_files, write_batches, write_tar,  # noqa: E402
                        write_tree, write_zip)
 
@@ -179,6 +181,14 @@ def test_decoded_images_cached_and_corrupt_cache_rewritten(tmp_path, monkeypatch
     data.load_image_folder(archive, profile=dataclasses.replace(ALL, train_images=10))
     assert len(list(cache.parent.glob("*.npz"))) == 2  # another subset, another entry
     assert snapshot(tmp_path / "user") == before
+    subset = set(cache.parent.glob("*.npz")) - {cache}
+    capsys.readouterr()
+    monkeypatch.setattr(data_imagedata, "_announced", set())  # show this load's banner too
+    os.utime(archive, ns=(1, 1))  # the archive copied again: its cache is rebuilt, the old one goes
+    assert same(first, data.load_image_folder(archive, profile=ALL))
+    assert "replacing 1 cache(s) of an earlier copy" in capsys.readouterr().out
+    assert not cache.exists() and len(list(cache.parent.glob("*.npz"))) == 2
+    assert all(p.exists() for p in subset)  # another selection's cache stays
 
 
 # --------------------------------------------------------------------------- bad input

@@ -2,6 +2,8 @@
 decoding of its images and the cache of decoded images in the working folder."""
 from __future__ import annotations
 
+import contextlib
+import glob
 import hashlib
 import io
 import json
@@ -112,11 +114,12 @@ def _decode(raw: bytes, where: str, image_size) -> np.ndarray:
 
 def _decode_cached(tree: _Tree, chosen: dict[str, list[str]], image_size):
     """The chosen files decoded ({split: uint8 array}) and a note for the banner; read from,
-    or written to, a cache in the working folder when decoding is slow."""
-    key = json.dumps([str(tree.path.resolve()), list(image_size), chosen,
-                      tree.stamp([f for files in chosen.values() for f in files])])
-    digest = hashlib.sha256(key.encode()).hexdigest()[:20]
-    cache = paths.subdir("data-cache") / f"{tree.path.name}-{digest}.npz"
+    or written to, a cache in the working folder when decoding is slow. A cache is named by
+    the selection (path, size, files) and by the contents' stamp: a new stamp's cache replaces
+    the selection's older ones, so a replaced or re-copied archive leaves no stale copies."""
+    selection = _digest([str(tree.path.resolve()), list(image_size), chosen])
+    contents = _digest(tree.stamp([f for files in chosen.values() for f in files]))
+    cache = paths.subdir("data-cache") / f"{tree.path.name}-{selection}-{contents}.npz"
     images = _read_cache(cache, {k: (len(v), *image_size, 3) for k, v in chosen.items()})
     if images is not None:
         return images, f"decoded images read from the cache {paths.display(cache)}"
@@ -137,11 +140,22 @@ def _decode_cached(tree: _Tree, chosen: dict[str, list[str]], image_size):
                 np.savez(f, **images)
             os.replace(tmp, cache)
             note += f"; cached in {paths.display(cache)}"
+            stale = [p for p in cache.parent.glob(f"{glob.escape(tree.path.name)}-{selection}-*.npz")
+                     if p != cache]
+            for old in stale:
+                with contextlib.suppress(OSError):  # another process may hold it open
+                    old.unlink()
+            if stale:
+                note += f", replacing {len(stale)} cache(s) of an earlier copy"
         except OSError as err:
             tmp.unlink(missing_ok=True)
             print(f"Could not cache the decoded images in {paths.display(cache)}: "
                   f"{err.strerror or err}")
     return images, note
+
+
+def _digest(key) -> str:
+    return hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16]
 
 
 def _read_cache(cache: Path, shapes: dict):
