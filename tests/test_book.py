@@ -35,6 +35,8 @@ def test_book_builds_with_warnings_as_errors(html):
     assert "Profile :" in lesson and "Report card: reference CNN" in lesson
     assert re.search(r"<img[^>]+src=", lesson), "the notebook's plots are rendered"
     assert "Lesson 01" in (html / "book" / "intro.html").read_text(encoding="utf-8")
+    runs = (html / "book" / "runs.html").read_text(encoding="utf-8")
+    assert "How the stored outputs were made" in runs and runs.count("<table") >= 2, "the runs page and its tables"
 
 
 @pytest.mark.parametrize("lesson", LESSONS)

@@ -1,6 +1,7 @@
 """What every committed lesson notebook keeps to: outputs from a real run on real CIFAR-10 (never
 a smoke run) that name no path of the machine that ran them, a small file, exercises left unanswered with their
-solution collapsed after them, and quizzes that do not give their answers away in text."""
+solution collapsed after them, quizzes that do not give their answers away in text, and the machine
+the website's runs page (book/runs.md) says each lesson's outputs come from."""
 import json
 import re
 from pathlib import Path
@@ -70,3 +71,19 @@ def test_quizzes_keep_their_answers_out_of_the_text_output(path):
             data = output.get("data", {})
             assert "effcourse-quiz" in "".join(data.get("text/html", [])), "the quiz is stored as HTML"
             assert "right=" not in "".join(data.get("text/plain", []))
+
+
+RUNS_PAGE = Path(__file__).resolve().parents[1] / "book" / "runs.md"
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
+def test_runs_page_names_the_machine_each_lesson_stores(path):
+    header = "".join(_outputs_text(c) for c in _cells(path)[:3])
+    hardware = re.search(r"Hardware: (.+?) \(\d+ threads\)", header)
+    assert hardware, "the first output names the hardware"
+    lesson, title = path.stem.split("_", 1)
+    row = re.search(rf"^\| {lesson} [^|]*\| ([^|]+?) \|", RUNS_PAGE.read_text(encoding="utf-8"), re.M)
+    assert row, f"book/runs.md has no row for lesson {lesson}"
+    named = row.group(1)
+    assert named.split()[-1] in hardware.group(1) and named.split()[0] in hardware.group(1), (
+        f"book/runs.md says lesson {lesson}'s outputs come from the {named}; the notebook says {hardware.group(1)}")
