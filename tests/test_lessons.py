@@ -81,7 +81,7 @@ def test_runs_page_names_the_machine_each_lesson_stores(path):
     header = "".join(_outputs_text(c) for c in _cells(path)[:3])
     hardware = re.search(r"Hardware: (.+?) \(\d+ threads\)", header)
     assert hardware, "the first output names the hardware"
-    lesson, title = path.stem.split("_", 1)
+    lesson = path.stem.split("_", 1)[0]
     row = re.search(rf"^\| {lesson} [^|]*\| ([^|]+?) \|", RUNS_PAGE.read_text(encoding="utf-8"), re.M)
     assert row, f"book/runs.md has no row for lesson {lesson}"
     named = row.group(1)
