@@ -7,6 +7,13 @@ control, the same model run twice per inference (twice the work) should be calle
 time. Models: lesson 05's student (small, about 0.1 ms on 2 threads) and lesson 01's improved CNN,
 untrained (weights do not change a float32 model's latency).
 
+A ratio of two *different* models is a second question: a state of the machine that lasts longer
+than a comparison (on a virtual machine, the second core can be slow or missing for seconds) can
+slow the two models unequally, which no interval over one comparison's rounds can see. Lesson 01's
+two CNNs are compared many times over, on the machine's threads and on one thread: how far does
+their ratio move from one comparison to the next, and how often does one comparison's 95% interval
+hold the median of all of them?
+
     python benchmarks/verdict_false_alarms.py [--trials 100] [--profile workshop] [--out FILE.json]
 """
 from __future__ import annotations
@@ -62,6 +69,35 @@ def trials(content: bytes, image: np.ndarray, threads: int, profile, count: int,
     return summary
 
 
+def reproducibility(model: bytes, reference: bytes, image: np.ndarray, threads: int, profile, count: int) -> dict:
+    """`count` comparisons of `model` with `reference`: the spread of their latency ratio over the
+    comparisons, against the 95% interval each comparison gives, and the reference's median latency."""
+    ratios, reference_ms = [], []
+    for trial in range(count):
+        runners = {name: LiteRTModel(content, num_threads=threads).single_image_runner(image)
+                   for name, content in (("model", model), ("reference", reference))}
+        timing = latency.interleaved(runners, runs=profile.latency_runs, warmup=profile.warmup_runs,
+                                     threads=threads, seed=trial)
+        ratios.append(timing.latency_ratio("model", "reference"))
+        reference_ms.append(timing.stats("reference").median_ms)
+    return spread(ratios, reference_ms)
+
+
+def spread(ratios: list, reference_ms: list) -> dict:
+    """Summary of many comparisons' ratios (`stats.Ratio`) of one pair of models: their median and
+    spread, each one's interval against the median of all, their verdicts, the reference's latency."""
+    medians = np.array([r.median for r in ratios])
+    middle = float(np.median(medians))
+    rounded = lambda values: [round(float(v), 4) for v in values]  # noqa: E731
+    return {"median ratio": round(middle, 3),
+            "middle 90% of trials": rounded(np.percentile(medians, [5, 95])),
+            "lowest and highest": rounded([medians.min(), medians.max()]),
+            "mean width of one trial's 95% interval": round(float(np.mean([r.high - r.low for r in ratios])), 4),
+            "trials whose interval holds the median of all": sum(r.low <= middle <= r.high for r in ratios),
+            "verdicts": dict(collections.Counter(r.verdict() for r in ratios)),
+            "reference's median ms, middle 90% of trials": rounded(np.percentile(reference_ms, [5, 95]))}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=100, help="interleaved comparisons per model and way")
@@ -86,6 +122,14 @@ def main() -> None:
                 s = summary[name]
                 print(f"  {name:<15} verdicts {s['verdicts']}; median ratio {s['median ratio']:.3f} "
                       f"(middle 90% of trials {s['middle 90% of trials'][0]:.3f}-{s['middle 90% of trials'][1]:.3f})")
+    model, reference = (convert.to_litert(build()).content for build in (models.improved_cnn, models.reference_cnn))
+    for on in sorted({threads, 1}, reverse=True):
+        summary = reproducibility(model, reference, image, on, profile, args.trials)
+        result[f"improved CNN over reference CNN, {on} thread{'s' * (on > 1)}"] = summary
+        width, held = summary["mean width of one trial's 95% interval"], summary["trials whose interval holds the median of all"]
+        print(f"improved CNN over reference CNN, {on} thread(s): median ratio {summary['median ratio']:.3f}, middle 90% "
+              f"of trials {summary['middle 90% of trials']}, lowest and highest {summary['lowest and highest']}; one "
+              f"trial's interval {width:.3f} wide on average, holding the median of all in {held} of {args.trials}")
     result["seconds"] = round(time.perf_counter() - start)
     print(f"\n{result['seconds']} s")
     if args.out:
