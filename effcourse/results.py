@@ -247,6 +247,13 @@ def benchmark(name: str) -> dict | None:
         raise ValueError(f"{shown} is not valid JSON ({error}): restore it with `git checkout -- {shown}`.") from None
 
 
+def benchmarks(prefix: str) -> dict[str, dict]:
+    """The committed results of every run of one benchmark, `benchmarks/results/<prefix>*.json`,
+    by file name (without `.json`), in name order; empty where this checkout has none."""
+    names = sorted(path.stem for path in BENCHMARKS.glob(f"{prefix}*.json"))
+    return {name: benchmark(name) for name in names}
+
+
 # --------------------------------------------------------------------------- tables of cards
 
 

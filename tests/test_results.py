@@ -89,6 +89,11 @@ def test_benchmark_results_are_read_from_the_checkout(tmp_path, monkeypatch):
     (tmp_path / "broken.json").write_text('{"machine": ')
     with pytest.raises(ValueError, match="broken.json is not valid JSON"):
         results.benchmark("broken")
+    (tmp_path / "run-seed1.json").write_text(json.dumps({"seed": 1}))
+    (tmp_path / "other.json").write_text("{}")
+    expected = {"run": {"machine": {"gpu": "NVIDIA H200"}}, "run-seed1": {"seed": 1}}
+    assert results.benchmarks("run") == expected and list(results.benchmarks("run")) == ["run", "run-seed1"]
+    assert results.benchmarks("absent") == {}
 
 
 def test_the_committed_gpu_results_name_their_machine_and_the_float32_reference():
