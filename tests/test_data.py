@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import socket
+import zipfile
 
 import matplotlib
 
@@ -184,7 +185,13 @@ def test_decoded_images_cached_and_corrupt_cache_rewritten(tmp_path, monkeypatch
     subset = set(cache.parent.glob("*.npz")) - {cache}
     capsys.readouterr()
     monkeypatch.setattr(data_imagedata, "_announced", set())  # show this load's banner too
-    os.utime(archive, ns=(1, 1))  # the archive copied again: its cache is rebuilt, the old one goes
+    os.utime(archive, ns=(1, 1))  # the same archive copied again: its cache still serves
+    with monkeypatch.context() as m:
+        m.setattr(data_folders, "_decode", no_decoding)
+        assert same(first, data.load_image_folder(archive, profile=ALL))
+    monkeypatch.setattr(data_imagedata, "_announced", set())
+    with zipfile.ZipFile(archive, "a") as z:  # the archive changed: its cache is rebuilt, the old one goes
+        z.writestr("README.txt", "not an image")
     assert same(first, data.load_image_folder(archive, profile=ALL))
     assert "replacing 1 cache(s) of an earlier copy" in capsys.readouterr().out
     assert not cache.exists() and len(list(cache.parent.glob("*.npz"))) == 2

@@ -116,7 +116,7 @@ def _decode_cached(tree: _Tree, chosen: dict[str, list[str]], image_size):
     """The chosen files decoded ({split: uint8 array}) and a note for the banner; read from,
     or written to, a cache in the working folder when decoding is slow. A cache is named by
     the selection (path, size, files) and by the contents' stamp: a new stamp's cache replaces
-    the selection's older ones, so a replaced or re-copied archive leaves no stale copies."""
+    the selection's older ones, so a changed archive leaves no stale copies."""
     selection = _digest([str(tree.path.resolve()), list(image_size), chosen])
     contents = _digest(tree.stamp([f for files in chosen.values() for f in files]))
     cache = paths.subdir("data-cache") / f"{tree.path.name}-{selection}-{contents}.npz"

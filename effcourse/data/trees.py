@@ -2,6 +2,7 @@
 images of which class in which split, and their bytes."""
 from __future__ import annotations
 
+import hashlib
 import os
 import zipfile
 import zlib
@@ -82,11 +83,15 @@ class _Tree:
                             "again.") from err
 
     def stamp(self, files: list[str]) -> list:
-        """What identifies these files' contents for the cache: the zip's or each file's
-        size and modification time."""
+        """What identifies these files' contents for the cache: a zip's own bytes (hashed, a
+        fraction of a second per 100 MB, so a copy or a touch of the same zip keeps its cache),
+        or each file's size and modification time."""
         if self.zip is not None:
-            st = self.path.stat()
-            return [st.st_size, st.st_mtime_ns]
+            digest = hashlib.blake2b()
+            with open(self.path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(chunk)
+            return [digest.hexdigest()]
         return [[(s := (self.path / rel).stat()).st_size, s.st_mtime_ns] for rel in files]
 
     def splits(self) -> dict[str, dict[str, list[str]]]:
