@@ -165,7 +165,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, nargs="+", default=[4, 10, 20], help="budgets, in epochs of the full profile")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--teacher", nargs="+", default=["improved"], choices=sorted(set(recipes.RECIPES) - {"reference"}),
+    parser.add_argument("--teacher", nargs="+", default=["improved"], choices=sorted(set(recipes.RECIPES) - {"reference", "distilled-student"}),
                         help="the model cache's recipe that trains the teacher (several: their ensemble)")
     parser.add_argument("--mixup", action="store_true", help="distil on mixup blends (function matching); adds a control alone on them")
     parser.add_argument("--out", type=Path, help="JSON file to write (default: benchmarks/results/distillation_epochs-<profile>[-<teacher>].json)")

@@ -458,3 +458,48 @@ def _check_energy_verdict(function: Callable) -> None:
         else:
             hint = "every repeat's ratio lies beyond 3% of 1 here, on the same side"
         raise Wrong(f"For {described} your function says {got!r}: {hint}.")
+
+
+# Lesson 08 ------------------------------------------------------------------------------
+
+
+def _clustered_kernel(seed: int, shape, clusters: int, zeros: float) -> np.ndarray:
+    """A kernel with `zeros` of its weights exactly 0 and the rest drawn from `clusters` values."""
+    rng = np.random.default_rng(seed)
+    centroids = rng.normal(0, 0.1, clusters) + 0.01  # none is exactly 0
+    kernel = rng.choice(centroids, size=shape).astype(np.float32)
+    kernel[rng.random(shape) < zeros] = 0.0
+    return kernel
+
+
+_KERNELS = {  # what, kernel, clusters
+    "a 1x1 kernel of 64 to 96 channels, half zeros, 16 clusters": (_clustered_kernel(0, (1, 1, 64, 96), 16, 0.5), 16),
+    "a 3x3 kernel of 16 to 32 channels, 70% zeros, 12 clusters": (_clustered_kernel(1, (3, 3, 16, 32), 12, 0.7), 12),
+    "a dense kernel of 112 to 64 units, no zeros, 8 clusters": (_clustered_kernel(2, (112, 64), 8, 0.0), 8),
+    "a kernel of one cluster, 90% zeros": (_clustered_kernel(3, (1, 1, 32, 32), 1, 0.9), 1),
+}
+
+
+@_exercise("one bit per weight for the mask, ceil(log2(clusters)) bits per non-zero weight, 32 per centroid.")
+def _check_compressed_bits(function: Callable) -> None:
+    for what, (kernel, clusters) in _KERNELS.items():
+        described = f"{what} (shape {kernel.shape}, {np.count_nonzero(kernel):,} non-zero)"
+        answer = _call(function, kernel.copy(), clusters, described=described)
+        size, nonzero = kernel.size, int(np.count_nonzero(kernel))
+        if isinstance(answer, (float, np.floating)) and abs(answer - (size + nonzero * np.log2(clusters) + 32 * clusters)) < 1:
+            raise Wrong(f"For {described} your function returned {answer:,.1f} bits: a stored index has a whole "
+                        "number of bits, so round log2(clusters) up.")
+        got = _whole_number(answer, described)
+        index_bits = int(np.ceil(np.log2(clusters))) if clusters > 1 else 0
+        right = size + nonzero * index_bits + 32 * clusters
+        if got == right:
+            continue
+        if got == right - size:
+            hint = "the zeros must be stored too: a bitmask of one bit per weight says which are non-zero"
+        elif got == right - 32 * clusters:
+            hint = "an index means nothing without the table it points into: the centroids, 32 bits each"
+        elif got == size + size * index_bits + 32 * clusters:
+            hint = "a zero needs no cluster index: the mask already says it is zero"
+        else:
+            hint = "add the mask (a bit per weight), the indices (per non-zero weight) and the centroids"
+        raise Wrong(f"For {described} your function returned {got:,} bits: {hint}.")

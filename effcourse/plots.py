@@ -40,15 +40,18 @@ def accuracy_band(ax, xs, accuracies, images: int, **style) -> None:
     ax.fill_between(xs, [100 * v for v in low], [100 * v for v in high], alpha=0.15, linewidth=0, **style)
 
 
-def tradeoffs(comparison: "Comparison") -> Figure:
+def tradeoffs(comparison: "Comparison", *, front: bool = False) -> Figure:
     """Accuracy against gzipped size and against latency relative to the reference, one point per
     model of a comparison. Vertical bars: each accuracy's 95% interval; horizontal bars on the
     right: the latency ratio's 95% confidence interval over the interleaved rounds. Labels are
-    placed so they do not overlap (adjustText)."""
+    placed so they do not overlap (adjustText). With `front`, each panel draws its Pareto front:
+    the staircase through the models no other is as accurate as and smaller (or faster) than."""
     import numpy as np
     import seaborn as sns
     from adjustText import adjust_text
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    from .search import non_dominated
 
     table = comparison.table
     fig, (ax_size, ax_time) = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
@@ -70,6 +73,12 @@ def tradeoffs(comparison: "Comparison") -> Figure:
             ax.errorbar(x[i], accuracy[i], yerr=[[accuracy[i] - acc_low[i]], [acc_high[i] - accuracy[i]]],
                         xerr=xerr, fmt="o", color=palette[i], capsize=3, markersize=6)
             labels.setdefault((round(float(np.log(x[i])), 2), round(float(accuracy[i]), 2)), []).append(name)
+        if front:
+            on = non_dominated(np.column_stack([accuracy, x]), ("maximize", "minimize"))
+            order = np.argsort(x[on])
+            ax.step(x[on][order], accuracy[on][order], where="post", color="grey", lw=1, zorder=0,
+                    label=f"Pareto front: {int(on.sum())} of {len(x)} models")
+            ax.legend(fontsize="small", loc="lower right")
         texts = [ax.text(np.exp(lx), y, "\n".join(names), fontsize="small") for (lx, y), names in labels.items()]
         ax.set(xscale="log", xlabel=label)
         ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))

@@ -127,4 +127,14 @@ def freeze_batch_norm(model: keras.Model) -> keras.Model:
     return model
 
 
-RECIPES = {"reference": train_reference, "improved": train_improved, "improved-wide": train_improved_wide}
+def train_distilled_student(data: ImageData, profile: Profile) -> tuple[keras.Model, dict]:
+    """Lesson 05's distilled student of seed 0: its separable student distilled from the improved
+    CNN (from the model cache) at T = 4, alpha = 0.1, 20 epochs in full: where lesson 08 starts."""
+    from . import distillation, zoo  # imported here: both import this module
+
+    teacher = zoo.trained("improved", data, profile).model
+    return distillation.distilled_student(teacher, data, epochs=profile.epochs(20), seed=0)
+
+
+RECIPES = {"reference": train_reference, "improved": train_improved, "improved-wide": train_improved_wide,
+           "distilled-student": train_distilled_student}

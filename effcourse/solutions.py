@@ -83,3 +83,11 @@ def pareto_front(accuracy, macs):
         dominated = np.any((accuracy >= a) & (macs <= m) & ((accuracy > a) | (macs < m)))
         front.append(not dominated)
     return np.array(front)
+
+
+def compressed_bits(kernel, clusters):
+    """Lesson 08: the bits of a pruned, clustered kernel stored as a bitmask of its non-zero
+    weights, a cluster index per non-zero weight, and the clusters' float32 centroids."""
+    kernel = np.asarray(kernel)
+    index_bits = int(np.ceil(np.log2(clusters))) if clusters > 1 else 0
+    return kernel.size + np.count_nonzero(kernel) * index_bits + 32 * clusters

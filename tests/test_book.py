@@ -14,7 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 WIDGET_LESSONS = ["02_pruning", "03_quantization"]
-LESSONS = ["01_baseline", *WIDGET_LESSONS, "04_mixed_precision", "05_distillation", "06_architecture_search", "07_energy"]
+LESSONS = sorted(path.stem for path in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
 @pytest.fixture(scope="module")

@@ -40,6 +40,7 @@ WRONG = {  # a typical mistake for each exercise, and what the message must poin
                           "T²"),  # the soft term without its T² factor
     "pareto_front": (lambda a, m: np.array([not np.any((a > x) & (m < y)) for x, y in zip(a, m)]), "better in one"),
     "net_joules_per_inference": (lambda s, e, r, idle, sec, n: ((e - s) / 1e6 - idle * sec) / n, "wrapped"),
+    "compressed_bits": (lambda k, c: np.count_nonzero(k) * int(np.ceil(np.log2(c))) + 32 * c, "bitmask"),
     "energy_verdict": (lambda ref, m: "less" if np.mean(m) < 0.97 * np.mean(ref) else
                        "more" if np.mean(m) > 1.03 * np.mean(ref) else "no measurable difference", "every repeat"),
 }
@@ -121,3 +122,12 @@ def test_show_solution_displays_the_source(monkeypatch):
     monkeypatch.setattr("IPython.display.display", shown.append)
     exercises.show_solution("conv_macs")
     assert shown[0].data.startswith("```python\ndef conv_macs(")
+
+
+def test_compressed_bits_names_each_part_left_out():
+    def check(wrong):
+        return exercises.check(_named("compressed_bits", wrong)).message
+
+    assert "centroids" in check(lambda k, c: k.size + np.count_nonzero(k) * int(np.ceil(np.log2(c))))
+    assert "needs no cluster index" in check(lambda k, c: k.size * (1 + int(np.ceil(np.log2(c)))) + 32 * c)
+    assert "round log2(clusters) up" in check(lambda k, c: k.size + np.count_nonzero(k) * np.log2(c) + 32 * c)

@@ -35,7 +35,8 @@ def tiny(n_train=256):
     return data.ImageData(x_train, y_train, x_test, y_test, x_test, y_test, data.CIFAR10_CLASSES, "tiny", True)
 
 
-def test_recipes_train_with_the_profile_epochs():
+def test_recipes_train_with_the_profile_epochs(monkeypatch, tmp_path):
+    monkeypatch.setenv("EFFCOURSE_WORKDIR", str(tmp_path))  # the distilled student's teacher is cached there
     profile = dataclasses.replace(profiles.get("smoke"), max_epochs=1)
     for name, recipe in recipes.RECIPES.items():
         model, history = recipe(tiny(), profile)
@@ -46,7 +47,8 @@ def test_recipes_train_with_the_profile_epochs():
 
 
 @pytest.mark.parametrize("recipe", sorted(recipes.RECIPES))
-def test_recipes_are_reproducible(recipe):
+def test_recipes_are_reproducible(recipe, monkeypatch, tmp_path):
+    monkeypatch.setenv("EFFCOURSE_WORKDIR", str(tmp_path))
     profile = dataclasses.replace(profiles.get("smoke"), max_epochs=1)
     first, _ = recipes.RECIPES[recipe](tiny(128), profile)
     second, _ = recipes.RECIPES[recipe](tiny(128), profile)

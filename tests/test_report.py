@@ -143,6 +143,15 @@ def test_models_measured_together_get_ratios_and_verdicts(tiny_data):
     assert len(fig.axes) == 2
     labels = [t.get_text() for t in fig.axes[1].texts]
     assert any("twice the work" in label for label in labels)
+    # with its Pareto fronts: no model is as accurate and smaller (or faster) and better in one
+    fig = plots.tradeoffs(together, front=True)
+    accuracy = np.array([100 * together.cards[name].accuracy for name in table.index])
+    for ax, column in zip(fig.axes, ("gzip KiB", "latency x ref")):
+        (line,) = [line for line in ax.get_lines() if line.get_label().startswith("Pareto front:")]
+        x = table[column].to_numpy()
+        assert 1 <= len(line.get_xdata()) <= len(x)
+        for fx, fy in zip(line.get_xdata(), line.get_ydata()):
+            assert not np.any((accuracy >= fy) & (x <= fx) & ((accuracy > fy) | (x < fx)))
 
 
 def test_measure_together_refuses_what_it_cannot_measure(tiny_model, tiny_data):

@@ -1,0 +1,57 @@
+"""The package's Distiller (lesson 05's, for lesson 08): its loss is lesson 05's formula, it trains
+the student only, and it fine-tunes through the toolkit's pruning wrappers."""
+import numpy as np
+import tensorflow as tf
+import tensorflow_model_optimization as tfmot
+import tf_keras as keras
+from tiny import SHAPE, small_images, small_model
+
+from effcourse import data, distillation, kerasutil, solutions
+
+
+def test_the_loss_is_lesson_05s_formula():
+    rng = np.random.default_rng(0)
+    student_logits, teacher_logits = rng.normal(0, 3, (16, 10)), rng.normal(0, 3, (16, 10))
+    labels = rng.integers(0, 10, 16)
+    for temperature, alpha in ((1, 0.5), (4, 0.1), (8, 0.0)):
+        distiller = distillation.Distiller(small_model(), small_model(1), alpha=alpha, temperature=temperature)
+        loss, hard, soft = distiller.loss_terms(labels, tf.constant(student_logits, tf.float32),
+                                                tf.constant(teacher_logits, tf.float32))
+        expected = solutions.distillation_loss(student_logits, teacher_logits, labels, temperature, alpha)
+        np.testing.assert_allclose(float(loss), expected, rtol=1e-4)
+        np.testing.assert_allclose(float(hard), solutions.distillation_loss(student_logits, teacher_logits, labels, temperature, 1.0), rtol=1e-4)
+        assert float(soft) >= 0
+
+
+def _tiny_data(n=128):
+    images = small_images(n + 32)
+    labels = np.random.default_rng(2).integers(0, 4, n + 32)
+    return data.ImageData(images[:n], labels[:n], images[n:], labels[n:], images[n:], labels[n:],
+                          ["a", "b", "c", "d"], "tiny", True)
+
+
+def test_fine_tune_trains_the_student_only_and_prunes_through_the_wrappers():
+    tiny = _tiny_data()
+    teacher, student = small_model(1), small_model(0)
+    before = [w.copy() for w in teacher.get_weights()]
+    sparsity = tfmot.sparsity.keras
+    wrapped = sparsity.prune_low_magnitude(kerasutil.clone(student), pruning_schedule=sparsity.ConstantSparsity(0.5, 0, frequency=1))
+    tuned = distillation.fine_tune(wrapped, teacher, tiny, epochs=2, learning_rate=1e-2,
+                                   callbacks=[sparsity.UpdatePruningStep()])
+    assert tuned is wrapped
+    for a, b in zip(before, teacher.get_weights()):
+        np.testing.assert_array_equal(a, b)  # the teacher does not learn
+    stripped = sparsity.strip_pruning(tuned)
+    for kernel in kerasutil.kernels(stripped).values():
+        assert abs(np.mean(kernel == 0) - 0.5) < 0.05  # the callback reached the wrappers inside the Distiller
+    assert not np.allclose(stripped.layers[-1].get_weights()[0], student.layers[-1].get_weights()[0])
+
+
+def test_validation_reports_the_students_hard_loss_and_accuracy():
+    tiny = _tiny_data()
+    distiller = distillation.Distiller(small_model(0), small_model(1))
+    distiller.compile(optimizer=keras.optimizers.Adam(1e-3))
+    history = distiller.fit(tiny.train_dataset(), validation_data=tiny.val_dataset(), epochs=1, verbose=0).history
+    assert {"loss", "hard_loss", "soft_loss", "accuracy", "val_loss", "val_accuracy"} <= set(history)
+    assert distiller.predict(tiny.x_test, verbose=0).shape == (len(tiny.x_test), 4)
+    assert SHAPE == tiny.image_shape
