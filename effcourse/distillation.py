@@ -1,8 +1,7 @@
 """Knowledge distillation for the lessons after lesson 05, which teaches it: the same `Distiller`
 (hard labels weighted by alpha, the KL divergence at temperature T scaled by T² weighted by
-1 - alpha, the teacher in inference mode on the student's own augmented batch), the training of
-lesson 05's distilled student, and fine-tuning with a teacher (lesson 08 keeps the teacher
-teaching while the student is pruned, clustered and trained for int8)."""
+1 - alpha, the teacher in inference mode on the student's own augmented batch), which
+`recipes.fine_tune(..., teacher=...)` uses too, and the training of lesson 05's distilled student."""
 from __future__ import annotations
 
 import tensorflow as tf
@@ -78,15 +77,3 @@ def distilled_student(teacher: keras.Model, data: ImageData, *, epochs: int, see
     recipes.compile_model(student)  # as every cached model: ready to evaluate
     return student, history.history
 
-
-def fine_tune(student: keras.Model, teacher: keras.Model, data: ImageData, *, epochs: int,
-              learning_rate: float = 1e-4, callbacks=(), seed: int = 0) -> keras.Model:
-    """`recipes.fine_tune` with a teacher: fine-tune a trained student (or the toolkit's wrapped
-    copy of it) on augmented batches against the labels and `teacher`'s softened predictions, the
-    learning rate falling from `learning_rate` to zero along a cosine. Returns the student."""
-    keras.utils.set_random_seed(seed)
-    distiller = Distiller(student, teacher)
-    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=recipes.training_steps(data, epochs))
-    distiller.compile(optimizer=keras.optimizers.Adam(schedule))
-    distiller.fit(data.train_dataset(augment=True), epochs=epochs, verbose=0, callbacks=list(callbacks))
-    return student

@@ -96,8 +96,10 @@ class TrainingLog(keras.callbacks.Callback):
 
 
 def fine_tune(model: keras.Model, data: ImageData, *, epochs: int, learning_rate: float = 1e-4,
-              callbacks=(), verbose: int = 0, seed: int = 0) -> keras.Model:
-    """Fine-tune a trained model (or the toolkit's wrapped copy of it) on augmented training batches.
+              callbacks=(), verbose: int = 0, seed: int = 0, teacher: keras.Model | None = None) -> keras.Model:
+    """Fine-tune a trained model (or the toolkit's wrapped copy of it) on augmented training batches,
+    against the labels, or with a `teacher` against the labels and its softened predictions too
+    (lesson 05's distillation loss, `distillation.Distiller`).
 
     `seed` fixes the batch order, augmentation and dropout, so a rerun fine-tunes the same way
     (within the small run-to-run noise of multi-threaded kernels).
@@ -108,9 +110,16 @@ def fine_tune(model: keras.Model, data: ImageData, *, epochs: int, learning_rate
     eagerly, since tracing a training step takes longer than they do."""
     steps = training_steps(data, epochs)
     keras.utils.set_random_seed(seed)
-    compile_model(model, keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps))
-    model.run_eagerly = steps < 30
-    model.fit(data.train_dataset(augment=True), epochs=epochs, verbose=verbose, callbacks=list(callbacks))
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)
+    if teacher is None:
+        trainer = compile_model(model, schedule)
+    else:
+        from .distillation import Distiller  # imported here: distillation imports this module
+
+        trainer = Distiller(model, teacher)
+        trainer.compile(optimizer=keras.optimizers.Adam(schedule))
+    trainer.run_eagerly = steps < 30
+    trainer.fit(data.train_dataset(augment=True), epochs=epochs, verbose=verbose, callbacks=list(callbacks))
     return model
 
 

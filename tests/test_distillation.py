@@ -1,12 +1,12 @@
-"""The package's Distiller (lesson 05's, for lesson 08): its loss is lesson 05's formula, it trains
-the student only, and it fine-tunes through the toolkit's pruning wrappers."""
+"""The package's Distiller (lesson 05's, for lesson 08): its loss is lesson 05's formula, and
+`recipes.fine_tune` with a teacher trains the student only, through the toolkit's pruning wrappers."""
 import numpy as np
 import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 from tiny import SHAPE, small_images, small_model
 
-from effcourse import data, distillation, kerasutil, solutions
+from effcourse import data, distillation, kerasutil, recipes, solutions
 
 
 def test_the_loss_is_lesson_05s_formula():
@@ -36,8 +36,8 @@ def test_fine_tune_trains_the_student_only_and_prunes_through_the_wrappers():
     before = [w.copy() for w in teacher.get_weights()]
     sparsity = tfmot.sparsity.keras
     wrapped = sparsity.prune_low_magnitude(kerasutil.clone(student), pruning_schedule=sparsity.ConstantSparsity(0.5, 0, frequency=1))
-    tuned = distillation.fine_tune(wrapped, teacher, tiny, epochs=2, learning_rate=1e-2,
-                                   callbacks=[sparsity.UpdatePruningStep()])
+    tuned = recipes.fine_tune(wrapped, tiny, epochs=2, learning_rate=1e-2, teacher=teacher,
+                              callbacks=[sparsity.UpdatePruningStep()])
     assert tuned is wrapped
     for a, b in zip(before, teacher.get_weights()):
         np.testing.assert_array_equal(a, b)  # the teacher does not learn
