@@ -57,6 +57,23 @@ def simd_support(flags: set[str] | None = None) -> str:
     return f"has: {', '.join(has) or 'none'}; lacks: {', '.join(lacks) or 'none'}"
 
 
+def vector_instructions(flags: set[str] | None = None) -> str:
+    """The widest x86 vector instructions and the extensions that speed up int8 and 16-bit
+    arithmetic, in a few words: 'AVX2', 'AVX-512 with VNNI, BF16', 'AVX-512 with VNNI, BF16,
+    FP16; AMX'. Two CPUs of one name can differ here, and with them every latency and training
+    speed the lessons measure. Empty where the OS lists no x86 flags (an ARM CPU, macOS)."""
+    flags = cpu_flags() if flags is None else flags
+    if "avx512f" in flags:
+        extras = [label for flag, label in (("avx512_vnni", "VNNI"), ("avx512_bf16", "BF16"), ("avx512_fp16", "FP16"))
+                  if flag in flags]
+        found = "AVX-512" + (f" with {', '.join(extras)}" if extras else "")
+    elif "avx2" in flags:
+        found = "AVX2" + (" with AVX-VNNI" if "avx_vnni" in flags else "")
+    else:
+        return ""
+    return found + ("; AMX" if flags & {"amx_int8", "amx_bf16", "amx_fp16"} else "")
+
+
 def gpu_names() -> list[str]:
     """Names of the NVIDIA GPUs NVML sees (empty without a driver)."""
     try:
@@ -85,10 +102,12 @@ def memory_gib() -> float | None:
 
 @functools.cache
 def describe() -> str:
-    """One line naming the hardware, e.g. 'AMD EPYC 9454 (2 threads), 23 GiB RAM, no GPU'."""
+    """One line naming the hardware, e.g. 'AMD EPYC 9454 (2 threads; AVX-512 with VNNI, BF16),
+    23 GiB RAM, no GPU'."""
     mem = memory_gib()
     gpus = gpu_names()
-    parts = [f"{cpu_model()} ({cpu_threads()} threads)"]
+    vector = vector_instructions()
+    parts = [f"{cpu_model()} ({cpu_threads()} threads{'; ' + vector if vector else ''})"]
     if mem:
         parts.append(f"{mem:.0f} GiB RAM")
     parts.append(", ".join(gpus) if gpus else "no GPU")

@@ -130,6 +130,72 @@ def activation_gradients(model: keras.Model, x, y) -> dict[str, np.ndarray]:
     return {name: g.numpy() for name, g in zip(outputs, gradients)}
 
 
+CONVOLUTION_PARTS = ("forward", "input gradient", "weight gradient")
+
+
+def convolution_parts(channels: int, *, batch_size: int, size: int) -> dict[tuple[str, str], Callable]:
+    """{(part, format): a compiled function computing that part of one 3x3 convolution's training
+    step in that format}; see `convolution_speed`."""
+    import tensorflow as tf
+
+    generator = tf.random.Generator.from_seed(0)
+    maps, kernel = (batch_size, size, size, channels), (3, 3, channels, channels)
+    x, w, dy = generator.normal(maps), generator.normal(kernel), generator.normal(maps)
+    strides = [1, 1, 1, 1]
+    parts = {}
+    for dtype in ("float32", "float16", "bfloat16"):
+        xd, wd, dyd = (tf.cast(t, dtype) for t in (x, w, dy))
+
+        def gradient(towards, xd=xd, wd=wd, dyd=dyd):
+            # Backpropagation's gradient of the convolution, as a training step computes it (its
+            # forward pass is not needed for it, and the graph leaves it out).
+            with tf.GradientTape() as tape:
+                tape.watch([xd, wd])
+                y = tf.nn.conv2d(xd, wd, strides, "SAME")
+            return tape.gradient(y, xd if towards == "input" else wd, output_gradients=dyd)
+
+        computations = {"forward": lambda xd=xd, wd=wd: tf.nn.conv2d(xd, wd, strides, "SAME"),
+                        "input gradient": lambda gradient=gradient: gradient("input"),
+                        "weight gradient": lambda gradient=gradient: gradient("weights")}
+        for part, compute in computations.items():
+            parts[(part, dtype)] = tf.function(compute)  # a graph, as Keras trains: TensorFlow picks its kernels there
+    return parts
+
+
+def convolution_speed(channels: int, *, batch_size: int = 16, size: int = 32, runs: int = 20) -> "pd.DataFrame":
+    """Where 16-bit floats cost time on this machine, before any training: one 3x3 convolution of
+    `channels` channels on `batch_size` maps of `size` x `size`, its three parts of a training
+    step (the forward pass; backpropagation's gradient towards its input, passed to the layer
+    below; and towards its weights, for the update; each from a gradient tape, as Keras computes
+    them), in float32, float16 and bfloat16, timed interleaved (`latency.interleaved`, `runs` calls
+    each). Per part and format: the median milliseconds and the ratio to float32's, with its 95%
+    CI and verdict; the rows "training step" add the three parts up per round, as a step of this
+    convolution costs."""
+    import pandas as pd
+
+    from . import latency
+
+    parts = convolution_parts(channels, batch_size=batch_size, size=size)
+    runners = {key: (lambda graph=graph: graph().numpy()) for key, graph in parts.items()}
+    timing = latency.interleaved(runners, runs=runs, warmup=2, threads=hardware.cpu_threads())
+    per_round = {key: np.median(t, axis=1) for key, t in timing.times_ms.items()}
+    rows = []
+    for part in (*CONVOLUTION_PARTS, "training step"):
+        for dtype in ("float32", "float16", "bfloat16"):
+            if part == "training step":
+                ms = sum(per_round[(p, dtype)] for p in CONVOLUTION_PARTS)
+                ref = sum(per_round[(p, "float32")] for p in CONVOLUTION_PARTS)
+            else:
+                ms, ref = per_round[(part, dtype)], per_round[(part, "float32")]
+            ratio = stats.median_interval(ms / ref)
+            rows.append({"part": part, "format": dtype, "ms": round(float(np.median(ms)), 2),
+                         "x float32": round(ratio.median, 2), "CI": f"{ratio.low:.2f}-{ratio.high:.2f}",
+                         "verdict": "reference" if dtype == "float32" else ratio.verdict(words=("faster", "slower"))})
+    table = pd.DataFrame(rows).set_index(["part", "format"])
+    table.attrs.update(rounds=timing.rounds, channels=channels, batch_size=batch_size, size=size)
+    return table
+
+
 @dataclass(frozen=True)
 class Setting:
     """One way to train in a comparison: a dtype policy, with XLA or not, and a seed (None: the

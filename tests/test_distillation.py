@@ -4,7 +4,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
-from tiny import SHAPE, small_images, small_model
+from tiny import small_images, small_model
 
 from effcourse import data, distillation, kerasutil, recipes, solutions
 
@@ -54,4 +54,8 @@ def test_validation_reports_the_students_hard_loss_and_accuracy():
     history = distiller.fit(tiny.train_dataset(), validation_data=tiny.val_dataset(), epochs=1, verbose=0).history
     assert {"loss", "hard_loss", "soft_loss", "accuracy", "val_loss", "val_accuracy"} <= set(history)
     assert distiller.predict(tiny.x_test, verbose=0).shape == (len(tiny.x_test), 4)
-    assert SHAPE == tiny.image_shape
+    x_val, y_val = (np.concatenate(parts) for parts in zip(*tiny.val_dataset().as_numpy_iterator()))
+    logits = distiller.student(x_val, training=False)
+    hard = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(y_val, logits)
+    np.testing.assert_allclose(history["val_loss"][-1], float(hard), rtol=1e-4)  # the student's, not the teacher's
+    np.testing.assert_allclose(history["val_accuracy"][-1], np.mean(np.argmax(logits, axis=1) == y_val), rtol=1e-6)

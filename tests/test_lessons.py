@@ -76,14 +76,32 @@ def test_quizzes_keep_their_answers_out_of_the_text_output(path):
 RUNS_PAGE = Path(__file__).resolve().parents[1] / "book" / "runs.md"
 
 
+def _machines() -> dict[str, str]:
+    """The runs page's table of machines: {name: its vector instructions, as
+    `hardware.vector_instructions` names them}."""
+    rows = re.findall(r"^\| \*\*(.+?)\*\* \| (.+?) \|", RUNS_PAGE.read_text(encoding="utf-8"), re.M)
+    return dict(rows)
+
+
+def test_the_runs_page_tells_machines_of_one_name_apart_by_their_vector_instructions():
+    machines = _machines()
+    assert len(machines) >= 2
+    assert len(set(machines.values())) == len(machines), "two machines with the same instructions are one machine"
+
+
 @pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
 def test_runs_page_names_the_machine_each_lesson_stores(path):
     header = "".join(_outputs_text(c) for c in _cells(path)[:3])
-    hardware = re.search(r"Hardware: (.+?) \(\d+ threads\)", header)
+    hardware = re.search(r"Hardware: (.+?) \(\d+ threads(?:; ([^)]+))?\)", header)
     assert hardware, "the first output names the hardware"
+    cpu, vector = hardware.groups()
     lesson = path.stem.split("_", 1)[0]
     row = re.search(rf"^\| {lesson} [^|]*\| ([^|]+?) \|", RUNS_PAGE.read_text(encoding="utf-8"), re.M)
     assert row, f"book/runs.md has no row for lesson {lesson}"
     named = row.group(1)
-    assert named.split()[-1] in hardware.group(1) and named.split()[0] in hardware.group(1), (
-        f"book/runs.md says lesson {lesson}'s outputs come from the {named}; the notebook says {hardware.group(1)}")
+    machines = _machines()
+    assert named in machines, f"book/runs.md names lesson {lesson}'s machine {named!r}, not one of {sorted(machines)}"
+    assert named.split(",")[0] in cpu, f"book/runs.md says lesson {lesson}'s outputs come from the {named}; the notebook says {cpu}"
+    # Outputs stored before the header named the vector instructions name only the CPU.
+    assert vector is None or vector == machines[named], (
+        f"lesson {lesson}'s outputs come from a CPU with {vector}; book/runs.md's {named} has {machines[named]}")

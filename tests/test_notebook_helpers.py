@@ -124,17 +124,30 @@ def test_cpu_threads_follow_the_affinity(monkeypatch):
 
 def test_describe_names_cpu_threads_memory_and_gpus(fresh_hardware_caches, monkeypatch):
     real = hardware.describe()
-    assert real.startswith(f"{hardware.cpu_model()} ({hardware.cpu_threads()} threads)")
+    assert real.startswith(f"{hardware.cpu_model()} ({hardware.cpu_threads()} threads")
     hardware.describe.cache_clear()
     monkeypatch.setattr(hardware, "cpu_model", lambda: "Test CPU 9000")
     monkeypatch.setattr(hardware, "cpu_threads", lambda: 3)
     monkeypatch.setattr(hardware, "memory_gib", lambda: 15.7)
     monkeypatch.setattr(hardware, "gpu_names", lambda: ["GPU A", "GPU B"])
-    assert hardware.describe() == "Test CPU 9000 (3 threads), 16 GiB RAM, GPU A, GPU B"
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: {"avx2", "fma"})
+    assert hardware.describe() == "Test CPU 9000 (3 threads; AVX2), 16 GiB RAM, GPU A, GPU B"
     hardware.describe.cache_clear()
     monkeypatch.setattr(hardware, "memory_gib", lambda: None)
     monkeypatch.setattr(hardware, "gpu_names", lambda: [])
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: set())
     assert hardware.describe() == "Test CPU 9000 (3 threads), no GPU"
+
+
+def test_vector_instructions_tell_two_cpus_of_one_name_apart():
+    assert hardware.vector_instructions({"avx", "avx2", "fma"}) == "AVX2"
+    assert hardware.vector_instructions({"avx2", "avx_vnni"}) == "AVX2 with AVX-VNNI"
+    assert hardware.vector_instructions({"avx2", "avx512f", "avx512_vnni", "avx512_bf16"}) == "AVX-512 with VNNI, BF16"
+    assert hardware.vector_instructions({"avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16",
+                                         "amx_bf16", "amx_int8"}) == "AVX-512 with VNNI, BF16, FP16; AMX"
+    assert hardware.vector_instructions({"avx512f"}) == "AVX-512"
+    assert hardware.vector_instructions({"fp", "asimd"}) == ""  # ARM: no x86 vector units to name
+    assert hardware.vector_instructions(set()) == ""
 
 
 def test_gpu_names_from_nvml_and_without_it(monkeypatch):

@@ -213,3 +213,31 @@ def test_the_improved_cnn_keeps_its_logits_in_float32_when_asked():
         keras.mixed_precision.set_global_policy("float32")
     assert asked.layers[0].compute_dtype == "bfloat16" and asked.layers[-1].compute_dtype == "float32"
     assert asked.output.dtype == tf.float32 and default.output.dtype == tf.bfloat16
+
+
+def test_each_part_of_the_convolution_computes_in_its_own_format():
+    parts = training.convolution_parts(8, batch_size=2, size=6)
+    assert set(parts) == {(p, f) for p in training.CONVOLUTION_PARTS for f in ("float32", "float16", "bfloat16")}
+    shapes = {"forward": (2, 6, 6, 8), "input gradient": (2, 6, 6, 8), "weight gradient": (3, 3, 8, 8)}
+    for (part, dtype), compute in parts.items():
+        result = compute()
+        assert result.dtype.name == dtype and tuple(result.shape) == shapes[part], (part, dtype)
+    # The same numbers in every format, up to 16-bit rounding: each computes the same convolution.
+    for part in training.CONVOLUTION_PARTS:
+        exact = parts[(part, "float32")]().numpy()
+        for dtype, tolerance in (("float16", 0.02), ("bfloat16", 0.1)):
+            rounded = np.asarray(parts[(part, dtype)](), dtype=np.float32)
+            assert np.max(np.abs(rounded - exact)) <= tolerance * np.max(np.abs(exact)), (part, dtype)
+
+
+def test_convolution_speed_gives_each_part_and_the_step_as_ratios_to_float32():
+    table = training.convolution_speed(8, batch_size=2, size=6, runs=10)
+    assert list(table.index.get_level_values("part").unique()) == [*training.CONVOLUTION_PARTS, "training step"]
+    float32 = table.xs("float32", level="format")
+    assert (float32["x float32"] == 1).all() and (float32["verdict"] == "reference").all()
+    others = table.drop("float32", level="format")
+    assert set(others["verdict"]) <= {"faster", "slower", "no measurable difference"}
+    for dtype in ("float32", "float16", "bfloat16"):  # a step is every part: per round no less than any
+        step = table.loc[("training step", dtype), "ms"]
+        assert all(step >= table.loc[(part, dtype), "ms"] for part in training.CONVOLUTION_PARTS)
+    assert table.attrs["rounds"] >= 10
