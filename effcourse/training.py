@@ -67,26 +67,36 @@ class Plan:
 # hardware.ReducedPrecision.float16_needs_xla): the slowest policy sets the cost, since every policy trains the same steps. Per policy:
 # smoke about half an epoch of its 4,500 images, workshop 2 epochs of 9,000, full 3 of 45,000
 # (accuracy parity, not full training, is the point: lesson 01's recipe trains the CNN fully).
+# On a CPU without bfloat16 instructions both 16-bit policies are emulated (lesson 04 measured
+# bfloat16 at 0.12x float32's throughput and float16 at 0.36x on a 2-core AVX2 EPYC, whose
+# workshop run took 625 s): there the workshop trains one epoch per policy, to stay within its
+# 10 minutes (EMULATED_PLANS).
 PLANS = {
     "smoke": Plan(widths=(16, 32, 64), batch_size=64, rounds=6, steps=5),
     "workshop": Plan(widths=(32, 64, 128), batch_size=64, rounds=10, steps=25),
     "full": Plan(widths=(32, 64, 128), batch_size=128, rounds=10, steps=96, warmup=2),
 }
+EMULATED_PLANS = {"workshop": Plan(widths=(32, 64, 128), batch_size=64, rounds=10, steps=12)}
 
 
-def plan_for(profile: profiles.Profile | None = None, *, gpu: bool | None = None) -> Plan:
+def plan_for(profile: profiles.Profile | None = None, *, gpu: bool | None = None,
+             emulated: bool | None = None) -> Plan:
     """The plan for `profile` (default: the current one). On a GPU (`gpu`, default: whether
     TensorFlow sees one) the model is twice as wide and the batches four times as large: a small
     model leaves a GPU waiting for kernel launches, and mixed precision can only speed up the
-    arithmetic."""
-    chosen = PLANS[(profile or profiles.current()).name]
+    arithmetic. On a CPU that emulates bfloat16 (`emulated`, default: whether this one lacks
+    bfloat16 instructions) a profile in EMULATED_PLANS trains fewer steps, to keep its budget."""
+    name = (profile or profiles.current()).name
     if gpu is None:
         import tensorflow as tf
 
         gpu = bool(tf.config.list_physical_devices("GPU"))
     if gpu:
-        chosen = dataclasses.replace(chosen, widths=tuple(2 * w for w in chosen.widths), batch_size=4 * chosen.batch_size)
-    return chosen
+        chosen = PLANS[name]
+        return dataclasses.replace(chosen, widths=tuple(2 * w for w in chosen.widths), batch_size=4 * chosen.batch_size)
+    if emulated is None:
+        emulated = hardware.reduced_precision([]).expect("mixed_bfloat16")[0] == "slower"
+    return EMULATED_PLANS.get(name, PLANS[name]) if emulated else PLANS[name]
 
 
 def float32_copy(model: keras.Model) -> keras.Model:

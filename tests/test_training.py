@@ -45,7 +45,7 @@ TINY_PLAN = training.Plan(widths=(8,), batch_size=16, rounds=3, steps=2, warmup=
 
 
 def test_plans_use_multiples_of_8_and_16_and_grow_with_the_profile_and_on_a_gpu():
-    plans = {name: training.plan_for(profiles.get(name), gpu=False) for name in ("smoke", "workshop", "full")}
+    plans = {name: training.plan_for(profiles.get(name), gpu=False, emulated=False) for name in ("smoke", "workshop", "full")}
     for plan in plans.values():
         assert all(w % 16 == 0 for w in plan.widths) and plan.batch_size % 8 == 0
     steps = [plans[n].steps_per_policy * plans[n].batch_size for n in ("smoke", "workshop", "full")]
@@ -53,6 +53,18 @@ def test_plans_use_multiples_of_8_and_16_and_grow_with_the_profile_and_on_a_gpu(
     gpu = training.plan_for(profiles.get("workshop"), gpu=True)
     assert gpu.widths == tuple(2 * w for w in plans["workshop"].widths)
     assert gpu.batch_size == 4 * plans["workshop"].batch_size and gpu.rounds == plans["workshop"].rounds
+
+
+def test_a_cpu_that_emulates_bfloat16_trains_one_workshop_epoch_per_policy_instead_of_two():
+    native = {n: training.plan_for(profiles.get(n), gpu=False, emulated=False) for n in ("smoke", "workshop", "full")}
+    emulated = {n: training.plan_for(profiles.get(n), gpu=False, emulated=True) for n in ("smoke", "workshop", "full")}
+    assert emulated["smoke"] == native["smoke"] and emulated["full"] == native["full"]
+    workshop, images = emulated["workshop"], 9_000  # the workshop profile's training images, less validation
+    assert 0.9 < workshop.epochs(images) < 1.1 < 1.9 < native["workshop"].epochs(images) < 2.1
+    assert (workshop.widths, workshop.batch_size, workshop.rounds) == (native["workshop"].widths, native["workshop"].batch_size,
+                                                                       native["workshop"].rounds), "only the steps change"
+    assert training.plan_for(profiles.get("workshop"), gpu=True, emulated=True).steps == native["workshop"].steps, \
+        "a GPU does not emulate: its plan is the native one, wider"
 
 
 def test_a_plan_counts_its_warm_up_round_and_epochs():
