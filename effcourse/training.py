@@ -76,7 +76,7 @@ PLANS = {
     "workshop": Plan(widths=(32, 64, 128), batch_size=64, rounds=10, steps=25),
     "full": Plan(widths=(32, 64, 128), batch_size=128, rounds=10, steps=96, warmup=2),
 }
-EMULATED_PLANS = {"workshop": Plan(widths=(32, 64, 128), batch_size=64, rounds=10, steps=12)}
+EMULATED_PLANS = {"workshop": dataclasses.replace(PLANS["workshop"], steps=12)}
 
 
 def plan_for(profile: profiles.Profile | None = None, *, gpu: bool | None = None,
