@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from pathlib import Path
 from typing import Callable
 
@@ -63,8 +62,7 @@ def main() -> None:
     x, y = course_data.normalise(data.x_train[: args.batch_size]), data.y_train[: args.batch_size]
     built = {name: recipes.compile_model(build(data.image_shape, data.num_classes)) for name, build in BUILDERS.items()}
     rows = step_times(built, x, y, runs=args.runs, reference=REFERENCE)
-    vector = hardware.vector_instructions() or "unknown"
-    out = args.out or RESULTS / f"training_speed-{re.sub(r'[^A-Za-z0-9]+', '-', vector).strip('-').lower()}.json"
+    out = args.out or RESULTS / f"training_speed-{hardware.vector_label()}.json"
     result = {"question": __doc__.splitlines()[0], "hardware": hardware.describe(), "versions": hardware.versions(),
               "data": data.source, "batch size": len(x), "timed steps per model": args.runs, "models": rows}
     out.parent.mkdir(parents=True, exist_ok=True)

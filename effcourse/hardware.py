@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import os
 import platform
+import re
 from dataclasses import dataclass
 from importlib import metadata
 
@@ -72,6 +73,12 @@ def vector_instructions(flags: set[str] | None = None) -> str:
     else:
         return ""
     return found + ("; AMX" if flags & {"amx_int8", "amx_bf16", "amx_fp16"} else "")
+
+
+def vector_label(flags: set[str] | None = None) -> str:
+    """`vector_instructions` as a part of a file name: 'avx2', 'avx-512-with-vnni-bf16'; 'other'
+    where the OS lists no x86 flags. Benchmarks name their results by it, one file per CPU class."""
+    return re.sub(r"[^a-z0-9]+", "-", vector_instructions(flags).lower()).strip("-") or "other"
 
 
 def gpu_names() -> list[str]:

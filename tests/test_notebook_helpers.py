@@ -150,6 +150,12 @@ def test_vector_instructions_tell_two_cpus_of_one_name_apart():
     assert hardware.vector_instructions(set()) == ""
 
 
+def test_benchmark_results_are_named_by_the_cpus_vector_instructions():
+    assert hardware.vector_label({"avx", "avx2", "fma"}) == "avx2"
+    assert hardware.vector_label({"avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_int8"}) == "avx-512-with-vnni-bf16-amx"
+    assert hardware.vector_label({"fp", "asimd"}) == "other"
+
+
 def test_gpu_names_from_nvml_and_without_it(monkeypatch):
     calls = []
     fake = types.SimpleNamespace(
