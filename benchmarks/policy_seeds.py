@@ -38,14 +38,12 @@ def compare_seed(data, policy: str, seed: int, plan: training.Plan, profile: pro
         lambda: models.improved_cnn(data.image_shape, data.num_classes, widths=plan.widths, logits_dtype="float32"),
         data, policies=("float32", policy), plan=plan, seed=seed, lesson="04", profile=profile, record=False,
         title=f"float32 and {policy}, seed {seed}")
-    paired = stats.paired_accuracy(pair.correct["float32"], pair.correct[policy])
     low, high = stats.paired_difference_interval(pair.correct["float32"], pair.correct[policy])
-    row = pair.table.loc[policy]
-    figures = {"seed": seed, "float32 %": round(100 * float(pair.correct["float32"].mean()), 2),
-               f"{policy} %": round(100 * float(pair.correct[policy].mean()), 2),
-               "difference (points)": round(100 * paired.difference, 2),
-               "95% interval": [round(100 * low, 2), round(100 * high, 2)], "verdict": paired.verdict,
-               "McNemar p": round(paired.p_value, 4), "throughput x float32": round(float(row["x ref"]), 3),
+    row = pair.table.loc[policy]  # the pair's accuracies, paired difference and verdict (McNemar)
+    figures = {"seed": seed, "float32 %": float(pair.table.loc["float32", "accuracy %"]),
+               f"{policy} %": float(row["accuracy %"]), "difference (points)": float(row["vs ref (points)"]),
+               "95% interval": [round(100 * low, 2), round(100 * high, 2)], "verdict": row["accuracy verdict"],
+               "McNemar p": float(row["McNemar p"]), "throughput x float32": round(float(row["x ref"]), 3),
                "throughput CI": row["CI"], "minutes": round((time.perf_counter() - start) / 60, 1)}
     return figures, pair.correct
 
