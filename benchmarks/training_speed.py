@@ -1,6 +1,6 @@
 """What one training step of each of the course's CNNs costs on this machine.
 
-The cost table's times differ between CPUs (README): lessons that train much take two to three times
+The cost table's times differ between CPUs (README): the lessons that train most took about twice
 as long on one 2-core machine as on another. This measures the models' own arithmetic, model by
 model: each CNN the lessons train (lesson 01's reference and improved CNN, lesson 05's
 depthwise-separable student, lesson 07's narrow student, lesson 06's ResNet-8), compiled as the
@@ -10,7 +10,7 @@ every model sees the same machine state. Per model: its MACs, the median millise
 images per second, and the step's ratio to the improved CNN's with its 95% interval over rounds.
 Loading and augmenting images are not in the step.
 
-    python benchmarks/training_speed.py [--runs 60] [--batch-size 64] [--out FILE]
+    python benchmarks/training_speed.py [--runs 200] [--batch-size 64] [--out FILE]
 
 The results, with the data and the machine, are written to
 benchmarks/results/training_speed-<vector instructions>.json (or --out).
@@ -54,7 +54,7 @@ def step_times(built: dict, x, y, *, runs: int, reference: str) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=60, help="timed steps per model")
+    parser.add_argument("--runs", type=int, default=200, help="timed steps per model")
     parser.add_argument("--batch-size", type=int, default=64, help="images per step (the course trains in 64)")
     parser.add_argument("--out", type=Path, help="where to write the results (default: benchmarks/results/...)")
     args = parser.parse_args()
