@@ -10,7 +10,7 @@ full-integer int8 LiteRT, times each model's three files together in interleaved
 float32 with 95% intervals and verdicts, beside the CPU's vector instructions. Run it on CPUs with
 and without VNNI and compare.
 
-    EFFCOURSE_PROFILE=workshop python benchmarks/int8_speed.py [--out FILE]
+    EFFCOURSE_PROFILE=full python benchmarks/int8_speed.py [--out FILE]   (workshop: minutes, not an hour)
 
 The results go to benchmarks/results/int8_speed-<vector instructions>.json (or --out).
 """
