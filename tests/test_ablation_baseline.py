@@ -2,9 +2,6 @@
 match what the recipes do), each contrast changes only what its question names, and the tables
 carry the paired verdicts."""
 import dataclasses
-import importlib.util
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -14,11 +11,9 @@ import tf_keras as keras
 from effcourse import measure, models, profiles, recipes
 from effcourse.data import ImageData
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "ablation_baseline.py"
-_spec = importlib.util.spec_from_file_location("ablation_baseline", SCRIPT)
-ablation = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = ablation  # dataclasses look their module up
-_spec.loader.exec_module(ablation)
+import benchmark_scripts
+
+ablation = benchmark_scripts.load("ablation_baseline")
 
 FULL = profiles.get("full")
 

@@ -1,10 +1,6 @@
 """benchmarks/distillation_epochs.py runs lesson 05's own code (its Distiller, train_student,
 temperature and alpha, read from the notebook) and compares each pair of students on the same
 test images."""
-import importlib.util
-import sys
-from pathlib import Path
-
 import nbformat
 import numpy as np
 import pytest
@@ -12,11 +8,9 @@ import pytest
 from effcourse import models
 from effcourse.data import ImageData, normalise
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "distillation_epochs.py"
-_spec = importlib.util.spec_from_file_location("distillation_epochs", SCRIPT)
-bench = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = bench
-_spec.loader.exec_module(bench)
+import benchmark_scripts
+
+bench = benchmark_scripts.load("distillation_epochs")
 
 
 def _data(n: int = 64) -> ImageData:

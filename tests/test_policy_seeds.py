@@ -1,9 +1,5 @@
 """benchmarks/policy_seeds.py: each seed's pair is lesson 04's model trained under float32 and the
 16-bit policy from that seed, and its figures are the paired comparison of their test images."""
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import tf_keras as keras
@@ -11,11 +7,9 @@ import tf_keras as keras
 from effcourse import paths, profiles, stats, training
 from effcourse.data import ImageData
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "policy_seeds.py"
-_spec = importlib.util.spec_from_file_location("policy_seeds", SCRIPT)
-policy_seeds = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = policy_seeds
-_spec.loader.exec_module(policy_seeds)
+import benchmark_scripts
+
+policy_seeds = benchmark_scripts.load("policy_seeds")
 
 PLAN = training.Plan(widths=(16, 16, 16), batch_size=16, rounds=2, steps=1, warmup=1)
 

@@ -1,19 +1,13 @@
 """benchmarks/training_speed.py: every model takes real optimizer steps, timed together, and its
 row's figures are consistent with one another and with the reference's."""
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from effcourse import models, recipes
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "training_speed.py"
-_spec = importlib.util.spec_from_file_location("training_speed", SCRIPT)
-training_speed = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = training_speed
-_spec.loader.exec_module(training_speed)
+import benchmark_scripts
+
+training_speed = benchmark_scripts.load("training_speed")
 
 
 def test_each_model_trains_and_its_step_is_timed_against_the_reference():

@@ -1,19 +1,14 @@
 """benchmarks/verdict_false_alarms.py: the spread of a ratio over many comparisons is summarised
 truly (which intervals hold the median of all, the verdicts), on made-up ratios and on real timings."""
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 
 from effcourse import profiles
 from effcourse.stats import Ratio
 
+import benchmark_scripts
 from tiny import SHAPE, lite_bytes, small_model
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "verdict_false_alarms.py"
-_spec = importlib.util.spec_from_file_location("verdict_false_alarms", SCRIPT)
-benchmark = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(benchmark)
+benchmark = benchmark_scripts.load("verdict_false_alarms")
 
 
 def test_spread_counts_the_intervals_that_hold_the_median_of_all_trials():
