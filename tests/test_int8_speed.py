@@ -1,7 +1,6 @@
 """benchmarks/int8_speed.py: a model's three LiteRT formats timed together, each row its own
 format's size and latency, the ratios to float32's."""
 import numpy as np
-import pytest
 
 from effcourse import profiles
 from effcourse.data import ImageData
