@@ -9,10 +9,12 @@ batches (`training.compare_policies`, the lesson's own measurement, with the run
 and compares each pair on the same test images: the paired verdict (exact McNemar test) and the 95%
 interval of the difference; over several seeds the mean difference gets its interval too.
 
-    EFFCOURSE_PROFILE=full python benchmarks/policy_seeds.py [--policy mixed_bfloat16] [--seeds 1 2] [--out FILE]
+    EFFCOURSE_PROFILE=full python benchmarks/policy_seeds.py [--policy mixed_bfloat16] [--seeds 1 2] [--xla] [--out FILE]
 
-The results, with the profile, data, plan and machine, are written after every seed to
-benchmarks/results/policy_seeds-<profile>-<policy>.json (or --out).
+With --xla the 16-bit policy's training step is compiled by XLA, whose kernels compute a 16-bit
+convolution's gradients differently from TensorFlow's own (`training.convolution_error` measures
+how). The results, with the profile, data, plan and machine, are written after every seed to
+benchmarks/results/policy_seeds-<profile>-<policy>[-xla].json (or --out).
 """
 from __future__ import annotations
 
@@ -30,14 +32,21 @@ from effcourse import hardware, models, paths, profiles, stats, training
 RESULTS = paths.CHECKOUT / "benchmarks" / "results"
 
 
-def compare_seed(data, policy: str, seed: int, plan: training.Plan, profile: profiles.Profile) -> tuple[dict, dict]:
-    """float32 and `policy` trained together from `seed`: (the pair's figures, per policy the
-    per-image correctness on the test images)."""
+def label(policy: str, xla: bool) -> str:
+    """The 16-bit setting's name in the results: the policy, and "+ XLA" when XLA compiles its training step."""
+    return f"{policy} + XLA" if xla else policy
+
+
+def compare_seed(data, policy: str, seed: int, plan: training.Plan, profile: profiles.Profile,
+                 xla: bool = False) -> tuple[dict, dict]:
+    """float32 and `policy` (its training step compiled by XLA if `xla`) trained together from
+    `seed`: (the pair's figures, per setting the per-image correctness on the test images)."""
     start = time.perf_counter()
+    policy = label(policy, xla)
     pair = training.compare_policies(
         lambda: models.improved_cnn(data.image_shape, data.num_classes, widths=plan.widths, logits_dtype="float32"),
-        data, policies=("float32", policy), plan=plan, seed=seed, lesson="04", profile=profile, record=False,
-        title=f"float32 and {policy}, seed {seed}")
+        data, policies={"float32": "float32", policy: training.Setting(policy.removesuffix(" + XLA"), jit_compile=xla)},
+        plan=plan, seed=seed, lesson="04", profile=profile, record=False, title=f"float32 and {policy}, seed {seed}")
     low, high = stats.paired_difference_interval(pair.correct["float32"], pair.correct[policy])
     row = pair.table.loc[policy]  # the pair's accuracies, paired difference and verdict (McNemar)
     figures = {"seed": seed, "float32 %": float(pair.table.loc["float32", "accuracy %"]),
@@ -59,24 +68,33 @@ def summary(correct: dict[int, dict], policy: str) -> dict | None:
             "95% interval": [round(100 * low, 2), round(100 * high, 2)]}
 
 
+def convolution_errors(plan: training.Plan) -> dict[str, list[dict]]:
+    """`training.convolution_error` for the plan's middle width (a batch of 16), computed by
+    TensorFlow's own kernels and by XLA's: a row per part and format."""
+    return {kernels: training.convolution_error(plan.widths[1], jit_compile=xla).reset_index().to_dict("records")
+            for kernels, xla in (("TensorFlow", False), ("XLA", True))}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--policy", default="mixed_bfloat16", choices=("mixed_float16", "mixed_bfloat16"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[1], help="seeds to train (the lesson trains seed 0)")
+    parser.add_argument("--xla", action="store_true", help="compile the 16-bit policy's training step with XLA")
     parser.add_argument("--out", type=Path, help="where to write the results (default: benchmarks/results/...)")
     args = parser.parse_args()
     profile = profiles.current()
     data = course_data.load_cifar10()
     plan = training.plan_for(profile)
-    out = args.out or RESULTS / f"policy_seeds-{profile.name}-{args.policy}.json"
+    out = args.out or RESULTS / f"policy_seeds-{profile.name}-{args.policy}{'-xla' if args.xla else ''}.json"
     result = {"profile": profile.name, "data": data.source, "hardware": hardware.describe(),
-              "plan": plan.describe(len(data.x_train)), "test images": len(data.x_test), "policy": args.policy,
-              "expected speed": hardware.reduced_precision().expect(args.policy)[0], "seeds": []}
+              "plan": plan.describe(len(data.x_train)), "test images": len(data.x_test), "policy": label(args.policy, args.xla),
+              "expected speed": hardware.reduced_precision().expect(args.policy)[0],
+              "convolution error": convolution_errors(plan), "seeds": []}
     correct = {}
     for seed in args.seeds:
-        figures, correct[seed] = compare_seed(data, args.policy, seed, plan, profile)
+        figures, correct[seed] = compare_seed(data, args.policy, seed, plan, profile, xla=args.xla)
         result["seeds"].append(figures)
-        result["over seeds"] = summary(correct, args.policy)
+        result["over seeds"] = summary(correct, label(args.policy, args.xla))
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=1) + "\n")
         print(json.dumps(figures), flush=True)

@@ -143,33 +143,75 @@ def activation_gradients(model: keras.Model, x, y) -> dict[str, np.ndarray]:
 CONVOLUTION_PARTS = ("forward", "input gradient", "weight gradient")
 
 
+def _convolution_inputs(channels: int, batch_size: int, size: int):
+    """The float32 tensors one 3x3 convolution's training step starts from: input maps, kernel and
+    the gradient arriving from the layer above (random normal, seeded)."""
+    import tensorflow as tf
+
+    generator = tf.random.Generator.from_seed(0)
+    maps, kernel = (batch_size, size, size, channels), (3, 3, channels, channels)
+    return generator.normal(maps), generator.normal(kernel), generator.normal(maps)
+
+
+def _convolution_part(part: str, x, w, dy):
+    """One part of a 3x3 convolution's training step, in the inputs' dtype: the forward pass, or
+    backpropagation's gradient towards its input or its weights, from a gradient tape as Keras
+    computes it (a graph leaves out the forward pass the gradient does not need)."""
+    import tensorflow as tf
+
+    if part == "forward":
+        return tf.nn.conv2d(x, w, 1, "SAME")
+    with tf.GradientTape() as tape:
+        tape.watch([x, w])
+        y = tf.nn.conv2d(x, w, 1, "SAME")
+    return tape.gradient(y, x if part == "input gradient" else w, output_gradients=dy)
+
+
 def convolution_parts(channels: int, *, batch_size: int, size: int) -> dict[tuple[str, str], Callable]:
     """{(part, format): a compiled function computing that part of one 3x3 convolution's training
     step in that format}; see `convolution_speed`."""
     import tensorflow as tf
 
-    generator = tf.random.Generator.from_seed(0)
-    maps, kernel = (batch_size, size, size, channels), (3, 3, channels, channels)
-    x, w, dy = generator.normal(maps), generator.normal(kernel), generator.normal(maps)
-    strides = [1, 1, 1, 1]
+    inputs = _convolution_inputs(channels, batch_size, size)
     parts = {}
     for dtype in ("float32", "float16", "bfloat16"):
-        xd, wd, dyd = (tf.cast(t, dtype) for t in (x, w, dy))
-
-        def gradient(towards, xd=xd, wd=wd, dyd=dyd):
-            # Backpropagation's gradient of the convolution, as a training step computes it (its
-            # forward pass is not needed for it, and the graph leaves it out).
-            with tf.GradientTape() as tape:
-                tape.watch([xd, wd])
-                y = tf.nn.conv2d(xd, wd, strides, "SAME")
-            return tape.gradient(y, xd if towards == "input" else wd, output_gradients=dyd)
-
-        computations = {"forward": lambda xd=xd, wd=wd: tf.nn.conv2d(xd, wd, strides, "SAME"),
-                        "input gradient": lambda gradient=gradient: gradient("input"),
-                        "weight gradient": lambda gradient=gradient: gradient("weights")}
-        for part, compute in computations.items():
-            parts[(part, dtype)] = tf.function(compute)  # a graph, as Keras trains: TensorFlow picks its kernels there
+        cast = tuple(tf.cast(t, dtype) for t in inputs)
+        for part in CONVOLUTION_PARTS:
+            # a graph, as Keras trains: TensorFlow picks its kernels there
+            parts[(part, dtype)] = tf.function(lambda part=part, cast=cast: _convolution_part(part, *cast))
     return parts
+
+
+def convolution_error(channels: int, *, batch_size: int = 16, size: int = 32, jit_compile: bool = False) -> "pd.DataFrame":
+    """How exactly this machine's kernels compute a 16-bit convolution's training step: the parts
+    of `convolution_speed`, in float32, float16 and bfloat16 (compiled by XLA if `jit_compile`),
+    against the same parts computed in float64 from the same inputs rounded to that format. Per
+    part and format: the relative error (root mean square error over root mean square value), and
+    that error as a multiple of the least any kernel giving its result in that format can have, the
+    float64 result rounded once (1.0: as exact as the format allows; more: the kernel rounded on
+    the way, such as partial sums kept in 16 bits)."""
+    import pandas as pd
+    import tensorflow as tf
+
+    inputs = _convolution_inputs(channels, batch_size, size)
+
+    def relative(value, exact):
+        return float(np.sqrt(np.mean((value - exact) ** 2)) / np.sqrt(np.mean(exact ** 2)))
+
+    rows = []
+    for dtype in ("float32", "float16", "bfloat16"):
+        cast = tuple(tf.cast(t, dtype) for t in inputs)
+        wide = tuple(tf.cast(t, "float64") for t in cast)  # the same numbers the kernel gets, in float64
+        for part in CONVOLUTION_PARTS:
+            kernel = tf.function(lambda part=part: _convolution_part(part, *cast), jit_compile=jit_compile)
+            exact = _convolution_part(part, *wide)
+            error = relative(tf.cast(kernel(), "float64").numpy(), exact.numpy())
+            rounding = relative(tf.cast(tf.cast(exact, dtype), "float64").numpy(), exact.numpy())
+            rows.append({"part": part, "format": dtype, "relative error": float(f"{error:.3g}"),
+                         "x rounding once": round(error / rounding, 1) if rounding else float("nan")})
+    table = pd.DataFrame(rows).set_index(["part", "format"])
+    table.attrs.update(channels=channels, batch_size=batch_size, size=size, jit_compile=jit_compile)
+    return table
 
 
 def convolution_speed(channels: int, *, batch_size: int = 16, size: int = 32, runs: int = 20) -> "pd.DataFrame":

@@ -26,14 +26,16 @@ def _data() -> ImageData:
     return ImageData(x[:96], y[:96], x[96:112], y[96:112], x[112:], y[112:], ("a", "b", "c"), "tiny", True, 16)
 
 
-def test_each_seed_is_a_paired_comparison_of_the_two_policies_trained_together():
+@pytest.mark.parametrize("xla", [False, True])
+def test_each_seed_is_a_paired_comparison_of_the_two_policies_trained_together(xla):
     data = _data()
-    figures, correct = policy_seeds.compare_seed(data, "mixed_bfloat16", 3, PLAN, profiles.get("smoke"))
+    figures, correct = policy_seeds.compare_seed(data, "mixed_bfloat16", 3, PLAN, profiles.get("smoke"), xla=xla)
+    label = "mixed_bfloat16 + XLA" if xla else "mixed_bfloat16"
     assert keras.mixed_precision.global_policy().name == "float32", "the policy is float32 again afterwards"
-    assert set(correct) == {"float32", "mixed_bfloat16"} and all(len(c) == len(data.y_test) for c in correct.values())
-    paired = stats.paired_accuracy(correct["float32"], correct["mixed_bfloat16"])
+    assert set(correct) == {"float32", label} and all(len(c) == len(data.y_test) for c in correct.values())
+    paired = stats.paired_accuracy(correct["float32"], correct[label])
     assert figures["seed"] == 3 and figures["verdict"] == paired.verdict
-    assert figures["difference (points)"] == pytest.approx(figures["mixed_bfloat16 %"] - figures["float32 %"], abs=0.02)
+    assert figures["difference (points)"] == pytest.approx(figures[f"{label} %"] - figures["float32 %"], abs=0.02)
     low, high = figures["95% interval"]
     assert low <= figures["difference (points)"] <= high
     assert figures["throughput x float32"] > 0
@@ -49,3 +51,12 @@ def test_the_mean_over_seeds_needs_two_and_averages_the_differences():
     assert mean["mean difference (points)"] == pytest.approx(100 * np.mean(differences), abs=0.01)
     low, high = mean["95% interval"]
     assert low < mean["mean difference (points)"] < high
+
+
+def test_the_convolution_errors_are_recorded_for_both_kernels_at_the_plans_middle_width():
+    errors = policy_seeds.convolution_errors(PLAN)
+    assert set(errors) == {"TensorFlow", "XLA"}
+    for rows in errors.values():
+        assert {(r["part"], r["format"]) for r in rows} == {(p, f) for p in training.CONVOLUTION_PARTS
+                                                            for f in ("float32", "float16", "bfloat16")}
+        assert all(r["x rounding once"] >= 0.99 for r in rows if r["format"] != "float32")

@@ -253,3 +253,17 @@ def test_convolution_speed_gives_each_part_and_the_step_as_ratios_to_float32():
         step = table.loc[("training step", dtype), "ms"]
         assert all(step >= table.loc[(part, dtype), "ms"] for part in training.CONVOLUTION_PARTS)
     assert table.attrs["rounds"] >= 10
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_convolution_error_is_measured_against_float64_and_no_kernel_beats_rounding_once(jit_compile):
+    table = training.convolution_error(8, batch_size=2, size=6, jit_compile=jit_compile)
+    assert set(table.index) == {(p, f) for p in training.CONVOLUTION_PARTS for f in ("float32", "float16", "bfloat16")}
+    assert table.attrs["jit_compile"] is jit_compile
+    # float32 keeps about 7 digits; float16 about 3 and bfloat16 about 2, and a 16-bit result can be
+    # no closer to the exact one than that result rounded once to the format.
+    assert (table.xs("float32", level="format")["relative error"] < 1e-5).all()
+    for dtype, largest in (("float16", 0.01), ("bfloat16", 0.05)):
+        rows = table.xs(dtype, level="format")
+        assert (rows["relative error"] > 0).all() and (rows["relative error"] < largest).all(), dtype
+        assert (rows["x rounding once"] >= 0.99).all(), dtype
