@@ -305,11 +305,17 @@ def _prepare(label: str, setting: Setting, build, images, plan: Plan, seed: int,
     seed = setting.seed if setting.seed is not None else seed
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(setting.policy)
+    generators = keras.backend.experimental.is_tf_random_generator_enabled()
+    # Random layers (dropout) with a generator of their own, seeded here: the default, stateful
+    # random ops, would share their state with the other settings' models trained in between.
+    keras.backend.experimental.enable_tf_random_generator()
     try:
         keras.utils.set_random_seed(seed)
         model = build()
     finally:
         keras.mixed_precision.set_global_policy(previous)
+        if not generators:
+            keras.backend.experimental.disable_tf_random_generator()
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=plan.steps_per_policy)
     # Under mixed_float16, compile wraps Adam in a LossScaleOptimizer.
     model.compile(optimizer=keras.optimizers.Adam(schedule), jit_compile=setting.jit_compile,

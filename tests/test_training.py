@@ -267,3 +267,20 @@ def test_convolution_error_is_measured_against_float64_and_no_kernel_beats_round
         rows = table.xs(dtype, level="format")
         assert (rows["relative error"] > 0).all() and (rows["relative error"] < largest).all(), dtype
         assert (rows["x rounding once"] >= 0.99).all(), dtype
+
+
+def test_a_settings_training_does_not_depend_on_the_others_trained_beside_it(tiny_data):
+    # Dropout draws random masks at every step; each model's stream must be its own, seeded by its
+    # setting, not shared with the models trained in between.
+    def with_dropout():
+        return keras.Sequential([keras.Input((8, 8, 3)), layers.Conv2D(8, 3), layers.Flatten(),
+                                 layers.Dropout(0.5), layers.Dense(3, dtype="float32")])
+
+    alone = training.compare_policies(with_dropout, tiny_data, policies=("float32",), plan=TINY_PLAN,
+                                      lesson="00", record=False)
+    beside = training.compare_policies(with_dropout, tiny_data, plan=TINY_PLAN, lesson="00", record=False,
+                                       policies={"float32": "float32", "bfloat16": "mixed_bfloat16",
+                                                 "seed 1": training.Setting("float32", seed=1)})
+    for a, b in zip(alone.models["float32"].get_weights(), beside.models["float32"].get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert not keras.backend.experimental.is_tf_random_generator_enabled(), "the global setting is left as it was"
