@@ -42,15 +42,15 @@ def compare_seed(data, policy: str, seed: int, plan: training.Plan, profile: pro
     """float32 and `policy` (its training step compiled by XLA if `xla`) trained together from
     `seed`: (the pair's figures, per setting the per-image correctness on the test images)."""
     start = time.perf_counter()
-    policy = label(policy, xla)
+    name = label(policy, xla)
     pair = training.compare_policies(
         lambda: models.improved_cnn(data.image_shape, data.num_classes, widths=plan.widths, logits_dtype="float32"),
-        data, policies={"float32": "float32", policy: training.Setting(policy.removesuffix(" + XLA"), jit_compile=xla)},
-        plan=plan, seed=seed, lesson="04", profile=profile, record=False, title=f"float32 and {policy}, seed {seed}")
-    low, high = stats.paired_difference_interval(pair.correct["float32"], pair.correct[policy])
-    row = pair.table.loc[policy]  # the pair's accuracies, paired difference and verdict (McNemar)
+        data, policies={"float32": "float32", name: training.Setting(policy, jit_compile=xla)},
+        plan=plan, seed=seed, lesson="04", profile=profile, record=False, title=f"float32 and {name}, seed {seed}")
+    low, high = stats.paired_difference_interval(pair.correct["float32"], pair.correct[name])
+    row = pair.table.loc[name]  # the pair's accuracies, paired difference and verdict (McNemar)
     figures = {"seed": seed, "float32 %": float(pair.table.loc["float32", "accuracy %"]),
-               f"{policy} %": float(row["accuracy %"]), "difference (points)": float(row["vs ref (points)"]),
+               f"{name} %": float(row["accuracy %"]), "difference (points)": float(row["vs ref (points)"]),
                "95% interval": [round(100 * low, 2), round(100 * high, 2)], "verdict": row["accuracy verdict"],
                "McNemar p": float(row["McNemar p"]), "throughput x float32": round(float(row["x ref"]), 3),
                "throughput CI": row["CI"], "minutes": round((time.perf_counter() - start) / 60, 1)}
