@@ -226,7 +226,8 @@ def main(argv=None) -> int:
         y_test = data["y_test"].astype("int32").ravel()
     if args.smoke:
         x_train, y_train, x_test, y_test = x_train[:2048], y_train[:2048], x_test[:256], y_test[:256]
-    results = {"machine": machine(), "settings": vars(args) | {"train_images": len(x_train), "test_images": len(x_test)}}
+    settings = {key: value for key, value in vars(args).items() if key != "out"}  # the results' own folder: a path of the machine
+    results = {"machine": machine(), "settings": settings | {"train_images": len(x_train), "test_images": len(x_test)}}
     save = lambda: (out / "results.json").write_text(json.dumps(results, indent=1, default=str))  # noqa: E731
     save()
     started = time.perf_counter()

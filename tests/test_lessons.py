@@ -1,7 +1,8 @@
 """What every committed lesson notebook keeps to: outputs from a real run on real CIFAR-10 (never
 a smoke run) that name no path of the machine that ran them, a small file, exercises left unanswered with their
 solution collapsed after them, quizzes that do not give their answers away in text, and the machine
-the website's runs page (book/runs.md) says each lesson's outputs come from."""
+the website's runs page (book/runs.md) says each lesson's outputs come from; and committed benchmark
+results that name no path of their machine either."""
 import json
 import re
 from pathlib import Path
@@ -10,7 +11,9 @@ import pytest
 
 from effcourse import exercises
 
-LESSONS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+CHECKOUT = Path(__file__).resolve().parents[1]
+LESSONS = sorted((CHECKOUT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+BENCHMARK_RESULTS = sorted((CHECKOUT / "benchmarks" / "results").glob("*.*"))
 MAX_BYTES = 700 * 1024
 MACHINE_PATH = re.compile(r"(?<![\w$.~])/(?:work|home|root|tmp|Users|mnt|opt|var)/[\w.-]+")
 
@@ -34,6 +37,12 @@ def test_outputs_come_from_a_real_run_and_name_no_machine_path(path):
         found = MACHINE_PATH.findall(_outputs_text(cell))
         assert not found, f"cell {i} prints a path of this machine: {found[:3]}"
         assert "line-height: 125%" not in _outputs_text(cell), f"cell {i} stores a code highlighter's style sheet"
+
+
+@pytest.mark.parametrize("path", BENCHMARK_RESULTS, ids=lambda p: p.name)
+def test_committed_benchmark_results_name_no_machine_path(path):
+    found = MACHINE_PATH.findall(path.read_text(encoding="utf-8"))
+    assert not found, f"{path.name} names a path of the machine that ran it: {found[:3]}"
 
 
 @pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
