@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import resource
 import sys
 import time
@@ -177,8 +178,9 @@ def convolution_parts(channels: int, *, batch_size: int, size: int) -> dict[tupl
     for dtype in ("float32", "float16", "bfloat16"):
         cast = tuple(tf.cast(t, dtype) for t in inputs)
         for part in CONVOLUTION_PARTS:
-            # a graph, as Keras trains: TensorFlow picks its kernels there
-            parts[(part, dtype)] = tf.function(lambda part=part, cast=cast: _convolution_part(part, *cast))
+            # a graph, as Keras trains: TensorFlow picks its kernels there (a partial, not a lambda:
+            # TensorFlow would count the nine graphs of one lambda as one function retracing)
+            parts[(part, dtype)] = tf.function(functools.partial(_convolution_part, part, *cast))
     return parts
 
 
@@ -203,7 +205,7 @@ def convolution_error(channels: int, *, batch_size: int = 16, size: int = 32, ji
         cast = tuple(tf.cast(t, dtype) for t in inputs)
         wide = tuple(tf.cast(t, "float64") for t in cast)  # the same numbers the kernel gets, in float64
         for part in CONVOLUTION_PARTS:
-            kernel = tf.function(lambda part=part: _convolution_part(part, *cast), jit_compile=jit_compile)
+            kernel = tf.function(functools.partial(_convolution_part, part, *cast), jit_compile=jit_compile)
             exact = _convolution_part(part, *wide)
             error = relative(tf.cast(kernel(), "float64").numpy(), exact.numpy())
             rounding = relative(tf.cast(tf.cast(exact, dtype), "float64").numpy(), exact.numpy())
