@@ -114,7 +114,7 @@ class Comparison(TableDisplay):
         if card.energy_estimated:
             method += f" (an estimate, {energy.ESTIMATE_LIMIT})"
         return (f"Measured together: {card.profile} profile, {card.data}, {card.test_images:,} test images; "
-                f"{card.hardware}; latency and {method}, in {self.table.attrs['rounds']} interleaved rounds "
+                f"{card.hardware}; latency timed and {method}, in {self.table.attrs['rounds']} interleaved rounds "
                 f"of {self.table.attrs['block']} runs per model on {card.threads} threads; ratios are to "
                 f"'{self.reference}' (median over rounds, 95% CI); accuracy verdicts from an exact "
                 f"McNemar test on the same images.")
