@@ -1,7 +1,8 @@
 """Trained models shared between lessons, cached outside git by recipe, profile and data.
 
 A lesson asks for a model by recipe name; it is loaded if an earlier lesson (or run)
-trained it the same way, and trained now with that recipe otherwise.
+trained it the same way, and trained now with that recipe otherwise. A cached model is data,
+never code: a file whose layers would run Python code from it is refused before Keras reads it.
 """
 from __future__ import annotations
 
@@ -17,6 +18,15 @@ import tf_keras as keras
 
 from . import measure, paths, profiles, recipes
 from .data import ImageData
+
+
+# Keras layers whose saved configuration names code to run: a Lambda's is Python bytecode,
+# the TF-op layers' any TensorFlow function by name. The course's recipes make none of them.
+CODE_LAYERS = ("Lambda", "TFOpLambda", "SlicingOpLambda")
+
+
+class UnsafeModelFile(Exception):
+    """A cached model file whose layers would run code from the file (not retrained over: a person decides)."""
 
 
 @dataclass
@@ -44,6 +54,7 @@ def trained(recipe: str, data: ImageData, profile: profiles.Profile | None = Non
     folder = cache_path(recipe, data, profile)
     if folder.exists() and not retrain:
         try:
+            check_no_code(folder / "model.h5")
             model = recipes.compile_model(keras.models.load_model(folder / "model.h5", compile=False))
             history = json.loads((folder / "history.json").read_text())
             meta = folder / "meta.json"  # older caches hold no training time: seconds is None
@@ -58,6 +69,36 @@ def trained(recipe: str, data: ImageData, profile: profiles.Profile | None = Non
     history = {k: [float(v) for v in values] for k, values in history.items()}
     _save(folder, model, history, recipe, data, profile, seconds)
     return TrainedModel(model, history, recipe, False, folder, seconds)
+
+
+def check_no_code(path: Path) -> None:
+    """Refuse (UnsafeModelFile) a saved Keras model whose configuration holds layers that run code
+    from the file (`CODE_LAYERS`), reading only its JSON; an unreadable file raises OSError or ValueError."""
+    import h5py
+
+    with h5py.File(path, "r") as file:
+        config = file.attrs.get("model_config")
+    if config is None:
+        raise ValueError("the file holds no model configuration")
+    layers = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get("class_name") in CODE_LAYERS:
+                layers.append(f"{node['class_name']} {(node.get('config') or {}).get('name', '')}".strip())
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(json.loads(config))
+    if layers:
+        raise UnsafeModelFile(
+            f"The model file {paths.display(path)} holds layers that would run code from the file when "
+            f"loaded or called ({', '.join(layers)}). The course's recipes never save such layers, so this "
+            "file did not come from them: delete its folder to train the model again, and copy model "
+            "caches only from people you trust.")
 
 
 def _save(folder: Path, model, history: dict, recipe: str, data: ImageData, profile: profiles.Profile,

@@ -62,6 +62,25 @@ def test_retrain_and_unreadable_cache(counting_recipe, tiny_data):
     assert counting_recipe == ["smoke"] * 3 and not again.from_cache
 
 
+def test_a_cached_model_that_would_run_code_is_refused_before_loading(counting_recipe, tiny_data, tmp_path):
+    zoo.trained("tiny", tiny_data, PROFILE)
+    marker = tmp_path / "ran"
+
+    def leave_a_mark(x, marker=str(marker)):
+        open(marker, "w").close()
+        return x
+
+    crafted = keras.Sequential([keras.Input(tiny_data.image_shape), keras.layers.Lambda(leave_a_mark),
+                                keras.layers.Flatten(), keras.layers.Dense(10)])
+    crafted.save(zoo.cache_path("tiny", tiny_data, PROFILE) / "model.h5")
+    marker.unlink()  # building the model called the function once
+    with pytest.raises(zoo.UnsafeModelFile, match="Lambda .*delete its folder") as refused:
+        zoo.trained("tiny", tiny_data, PROFILE)
+    assert not marker.exists() and str(tmp_path) not in str(refused.value)
+    assert keras.models.load_model(zoo.cache_path("tiny", tiny_data, PROFILE) / "model.h5") and marker.exists(), \
+        "without the check, Keras runs the file's code"
+
+
 def test_unknown_recipe_lists_known_ones(tiny_data):
     with pytest.raises(KeyError, match="reference, improved"):
         zoo.trained("resnet", tiny_data, PROFILE)
