@@ -29,13 +29,13 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, Callable, Iterable
 
 from . import counters
 from .counters import DEFAULT_WATTS_PER_CORE, ESTIMATE_LIMIT, POWER_SAMPLE_S, WATTS_ENV_VAR
 
 __all__ = ["AUTO_ORDERS", "DEFAULT_WATTS_PER_CORE", "ESTIMATE_LIMIT", "METHODS", "MIN_UPDATES", "STUCK_AFTER_S",
-           "WATTS_ENV_VAR", "EnergyError", "EnergyMeter", "EnergyReading", "measure"]
+           "WATTS_ENV_VAR", "EnergyError", "EnergyMeter", "EnergyReading"]
 
 METHODS = ("rapl", "nvml", "estimate")
 # The methods "auto" and "cpu" try, in order: "cpu" skips NVML, which counts a GPU, not the CPU.
@@ -46,8 +46,6 @@ MIN_UPDATES = 100
 # A measured counter that has not moved over a window longer than this is stuck, not idle.
 STUCK_AFTER_S = 1.0
 _TITLES = {"rapl": "RAPL", "nvml": "NVML", "estimate": "estimate"}
-
-T = TypeVar("T")
 
 
 class EnergyError(RuntimeError):
@@ -234,12 +232,3 @@ class EnergyMeter:
             measured=self._counter.measured,
             update_s=self._counter.update_s,
         )
-
-
-def measure(
-    fn: Callable[..., T], *args: Any, method: str = "auto", **kwargs: Any
-) -> tuple[T, EnergyReading]:
-    """Call `fn(*args, **kwargs)` inside an EnergyMeter; return its result and the reading."""
-    with EnergyMeter(method) as meter:
-        result = fn(*args, **kwargs)
-    return result, meter.reading

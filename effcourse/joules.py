@@ -115,14 +115,9 @@ class EnergyMeasurement(TableDisplay):
             ratios = self.subjects[name].net_per_item() / self.subjects[self.reference].net_per_item()
         return stats.median_range(ratios)
 
-    def throughput_ratio(self, name: str) -> stats.Ratio:
-        """`name`'s items per second over the reference's, one ratio per repeat."""
-        return stats.median_range(self.subjects[name].items_per_second()
-                                  / self.subjects[self.reference].items_per_second())
-
     def table(self) -> "pd.DataFrame":
         """Per subject: gross and net millijoules per item (median and range over repeats), the
-        net ratio to the reference with its interval and verdict, throughput, and the method."""
+        net ratio to the reference (median and range over repeats) and its verdict, throughput, and the method."""
         import pandas as pd
 
         unit = f"mJ/{self.unit}"

@@ -59,12 +59,6 @@ def latency(run: Callable[[], object], *, runs: int, warmup: int, threads: int) 
     return LatencyStats(float(np.median(times_ms)), float(np.percentile(times_ms, 95)), runs, warmup, threads)
 
 
-def throughput(run_batch: Callable[[], object], batch_size: int, *, repeats: int = 3) -> float:
-    """Images per second of `run_batch` (one batch of `batch_size` images), best of `repeats` after one warm-up."""
-    seconds = time_calls(run_batch, repeats, warmup=1).min()
-    return batch_size / seconds
-
-
 @dataclass
 class Interleaved:
     """Several models timed together: per model, the milliseconds of every timed run (rounds x
@@ -111,7 +105,7 @@ class Interleaved:
         with np.errstate(divide="ignore", invalid="ignore"):
             per_round = self.joules[name] / self.joules[reference]
         if not self.energy_reliable or not np.all(np.isfinite(per_round) & (per_round > 0)):
-            return stats.Ratio(np.nan, np.nan, np.nan, self.rounds)  # a round read 0 J: no ratio
+            return stats.Ratio(np.nan, np.nan, np.nan, self.rounds)  # rounds too short for the counter, or a round read 0 J: no ratio
         return stats.median_interval(per_round)
 
 

@@ -21,8 +21,8 @@ class MeasureError(ValueError):
     """A model the measurements cannot handle, with what to do about it."""
 
 
-# Layers whose weights cost no multiply-accumulates at inference (batch norm folds into
-# the convolution before it when the model is converted).
+# Normalisation layers: their weights are not counted as multiply-accumulates (batch norm folds
+# into the convolution before it when the model is converted; layer norm's per-element work is left out).
 ZERO_MAC_WEIGHTED = (layers.BatchNormalization, layers.LayerNormalization)
 
 
@@ -54,7 +54,7 @@ def _layer_macs(wrapper) -> LayerMacs | None:
         return LayerMacs(layer.name, "SeparableConv2D", dense_macs, int(nonzero))
     elif isinstance(layer, layers.Conv2D) and not isinstance(layer, layers.Conv2DTranspose):
         # kernel (kh, kw, in/groups, out): one MAC per weight per output position (a transposed
-        # convolution, a Conv2D subclass, works per input position: not counted, see below)
+        # convolution, a Conv2D subclass, works per input position: refused below, MeasureError)
         kernel = layer.kernel.numpy()
         positions = _spatial(wrapper.output_shape)
     elif isinstance(layer, layers.Dense):

@@ -67,28 +67,6 @@ def fake_quantize(w: np.ndarray, bits: int, granularity: str = "per-tensor") -> 
     return (q * scale).astype(np.float32)
 
 
-def error_table(w: np.ndarray, bits: Iterable[int] = (8, 4, 2)) -> "pd.DataFrame":
-    """How far fake quantization moves the values of `w`: per bit width and granularity, the
-    largest scale, the largest |error| and its bound (half the largest scale: rounding moves a value
-    by at most half a step), the mean |error| relative to the mean |w|, and the distinct values left."""
-    import pandas as pd
-
-    w = np.asarray(w, dtype=np.float32)
-    rows = []
-    for b in bits:
-        for granularity in GRANULARITIES:
-            q, scale = fake_quantize(w, b, granularity), scales(w, b, granularity)
-            error = np.abs(w - q)
-            rows.append({"bits": int(b), "granularity": granularity, "largest scale": float(np.max(scale)),
-                         "largest |error|": float(error.max()), "bound (scale / 2)": float(np.max(scale) / 2),
-                         "mean |error| / mean |w|": float(error.mean() / np.mean(np.abs(w))),
-                         "distinct values": int(len(np.unique(q)))})
-    return pd.DataFrame(rows)
-
-
-# --------------------------------------------------------------------------- Keras models
-
-
 def distinct_values(model: keras.Model) -> dict[str, int]:
     """{layer name: number of distinct values in its kernel}: what clustering reduces."""
     return {name: int(len(np.unique(w))) for name, w in kerasutil.kernels(model).items()}
@@ -141,18 +119,6 @@ def draw_histograms(ax, weights: dict[str, np.ndarray], bins: int = 120) -> None
                 alpha=0.35 if i == 0 else 1.0, linewidth=1.5, color=f"C{i}", label=label)
     ax.set(xlabel="weight value", ylabel="count (log scale)", yscale="log")
     ax.legend(fontsize="small")
-
-
-def plot_weight_histograms(weights: dict[str, np.ndarray], *, bins: int = 120, title: str = "") -> "Figure":
-    """Overlaid histograms of weight arrays ({label: values}) on a log-count axis, e.g. one
-    kernel before and after quantization: a quantized kernel shows as a comb of spikes."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(9, 3.5))
-    draw_histograms(ax, weights, bins)
-    ax.set_title(title)
-    fig.tight_layout()
-    return fig
 
 
 def plot_bit_sweep(table: "pd.DataFrame", *, title: str = "", images: int | None = None) -> "Figure":

@@ -105,8 +105,8 @@ def fine_tune(model: keras.Model, data: ImageData, *, epochs: int, learning_rate
     (within the small run-to-run noise of multi-threaded kernels).
 
     The learning rate falls from `learning_rate` to zero along a cosine over the run: a trained
-    model sits in a minimum that a constant rate keeps shaking it out of (QAT of the full-profile
-    improved CNN for 4 epochs at a constant 1e-4 lost 1.4 points). Short runs (under 30 steps) run
+    model sits in a minimum that a constant rate keeps shaking it out of (in one run, QAT of the
+    full-profile improved CNN for 4 epochs at a constant 1e-4 lost 1.4 points). Short runs (under 30 steps) run
     eagerly, since tracing a training step takes longer than they do."""
     steps = training_steps(data, epochs)
     keras.utils.set_random_seed(seed)
@@ -124,12 +124,13 @@ def fine_tune(model: keras.Model, data: ImageData, *, epochs: int, learning_rate
 
 
 def freeze_batch_norm(model: keras.Model) -> keras.Model:
-    """Keep every BatchNormalization layer of `model` as trained, and return the model.
+    """Keep every BatchNormalization layer of `model` (its own layers, not those of a model nested
+    in it: the course's models nest none) as trained, and return the model.
 
     `trainable=False` makes a batch-norm layer normalise with its moving statistics, and stops
     fine-tuning from re-estimating them or moving its scale and offset. A short fine-tune of a
-    trained model otherwise drifts: 4 epochs of the full-profile improved CNN at 1e-5, with no
-    quantization at all, lost 0.6 points with batch norm training and 0.3 with it frozen."""
+    trained model otherwise drifts: in one run, 4 epochs of the full-profile improved CNN at 1e-5,
+    with no quantization at all, lost 0.6 points with batch norm training and 0.3 with it frozen."""
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = False

@@ -95,7 +95,8 @@ class Comparison(TableDisplay):
         return self.table[["accuracy %", "95% interval", "vs ref (points)", "accuracy verdict", "McNemar p"]]
 
     def size_table(self) -> "pd.DataFrame":
-        """Is it smaller? Weights, MACs and bytes as deployed, with the gzipped size as a ratio."""
+        """Is it smaller? Weights and MACs (of the Keras model, or of the LiteRT file when given one),
+        bytes as deployed, with the gzipped size as a ratio."""
         table = self.table[["params", "non-zero params", "sparsity %", "MACs (M)", "non-zero MACs (M)",
                             "KiB", "gzip KiB"]].copy()
         table["gzip x smaller"] = (table.loc[self.reference, "gzip KiB"] / table["gzip KiB"]).round(2)

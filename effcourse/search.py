@@ -131,8 +131,8 @@ def _storage(storage) -> optuna.storages.BaseStorage:
 @dataclass(frozen=True)
 class Settings:
     """What every worker of a study shares, stored in the study: the objective (a name in
-    OBJECTIVES) and the run profile it measures in, its goal (a name in GOALS), the sampler and its
-    seed (NSGA-II's population size), an optional cost budget, and how often running trials beat
+    OBJECTIVES) and the run profile it measures in, its goal (a name in GOALS), the sampler, its
+    seed and NSGA-II's population size, an optional cost budget, and how often running trials beat
     and how long a silent one may stay before it counts as lost (seconds)."""
 
     objective: str = "candidates"
@@ -222,7 +222,7 @@ def create_or_load(study_name: str, storage, **settings) -> optuna.Study:
 
 
 # Trials per search in each run profile: a few trials of the proxy take about as long as one
-# lesson's training in that profile (smoke: seconds each; full: about a minute each on 2 cores).
+# lesson's training in that profile (smoke: seconds each; full: about a minute each on the 2-core AMD EPYC with AVX-512).
 TRIALS = {"smoke": 4, "workshop": 6, "full": 12}
 
 

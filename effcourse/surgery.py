@@ -164,4 +164,4 @@ def prune_filters(model: keras.Model, ratio: float | Mapping[str, float], norm: 
 
 def widths(model: keras.Model) -> list[int]:
     """The number of filters of each Conv2D layer."""
-    return [layer.filters for layer in flat_layers(model) if isinstance(unwrap(layer), layers.Conv2D)]
+    return [unwrap(layer).filters for layer in flat_layers(model) if isinstance(unwrap(layer), layers.Conv2D)]

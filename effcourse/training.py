@@ -63,15 +63,15 @@ class Plan:
 
 
 # Widths and batch sizes are whole multiples of 8 (tensor cores) and of 16 (XNNPACK's tiles). The
-# budgets fit each profile on a 2-core CPU, where float16 (emulated) trains about 5x slower than
-# float32 (over 100x through oneDNN on CPUs with AVX-512 FP16: lesson 04 trains it with XLA there,
-# hardware.ReducedPrecision.float16_needs_xla): the slowest policy sets the cost, since every policy trains the same steps. Per policy:
-# smoke about half an epoch of its 4,500 images, workshop 2 epochs of 9,000, full 3 of 45,000
-# (accuracy parity, not full training, is the point: lesson 01's recipe trains the CNN fully).
-# On a CPU without bfloat16 instructions both 16-bit policies are emulated (lesson 04 measured
-# bfloat16 at 0.12x float32's throughput and float16 at 0.36x on a 2-core AVX2 EPYC, whose
-# workshop run took 625 s): there the workshop trains one epoch per policy, to stay within its
-# 10 minutes (EMULATED_PLANS).
+# budgets fit each profile on a 2-core CPU, where an emulated 16-bit format trains several times
+# slower than float32 (lesson 04's `full` runs: float16 at 0.16x on the AVX-512 EPYC; float16 at
+# 0.34x and bfloat16 at 0.11x on the AVX2 EPYC; over 100x through oneDNN on CPUs with AVX-512 FP16,
+# where lesson 04 trains it with XLA, hardware.ReducedPrecision.float16_needs_xla): the slowest
+# policy sets the cost, since every policy trains the same steps. Per policy: smoke 0.6 epoch of its
+# 4,500 images, workshop 2 epochs of 9,000, full 3 of 45,000 (accuracy parity, not full training,
+# is the point: lesson 01's recipe trains the CNN fully). On a CPU without bfloat16 instructions
+# both 16-bit policies are emulated: there the workshop trains one epoch per policy, to stay within
+# its 10 minutes (EMULATED_PLANS; with two, lesson 04's workshop run took 625 s on the AVX2 EPYC).
 PLANS = {
     "smoke": Plan(widths=(16, 32, 64), batch_size=64, rounds=6, steps=5),
     "workshop": Plan(widths=(32, 64, 128), batch_size=64, rounds=10, steps=25),

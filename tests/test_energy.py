@@ -18,7 +18,6 @@ from effcourse.energy import (
     EnergyError,
     EnergyMeter,
     EnergyReading,
-    measure,
 )
 
 from energyfakes import (NO_DRIVER, NO_PERMISSION, NOT_SUPPORTED, FakeNVML, busy, powercap,
@@ -315,12 +314,6 @@ def test_reading_only_after_the_block_and_meter_reuse():
             meter.reading
         busy(0.01)
     assert meter.reading is not first
-
-
-def test_measure_returns_result_and_reading():
-    result, reading = measure(lambda a, b=0: (busy(0.02), a + b)[1], 2, b=3, method="estimate")
-    assert result == 5
-    assert reading.method.startswith("estimated:") and reading.joules > 0
 
 
 def test_unknown_method():
