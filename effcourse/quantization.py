@@ -38,32 +38,35 @@ def levels(bits: int) -> int:
     return 2 ** (int(bits) - 1) - 1
 
 
-def scales(w: np.ndarray, bits: int, granularity: str = "per-tensor") -> np.ndarray:
+def scales(w: np.ndarray, bits: int, granularity: str = "per-tensor", channel_axes: int = 1) -> np.ndarray:
     """The step between neighbouring quantized values: max |w| / levels(bits), over the whole
-    tensor (a scalar) or per output channel, the last axis of a Keras kernel (one per channel).
+    tensor (a scalar) or per output channel, indexed by the last `channel_axes` axes of a Keras
+    kernel: 1 for Conv2D and Dense, 2 for a depthwise kernel (kh, kw, channels, multiplier), whose
+    output channels are channels x multiplier, as LiteRT quantizes them.
     An all-zero tensor or channel gets scale 1/levels (its values all quantize to 0 anyway)."""
     _check(bits, granularity)
     w = np.asarray(w, dtype=np.float32)
     if granularity == "per-tensor" or w.ndim == 0:
         peak = np.max(np.abs(w)) if w.size else np.float32(0)
     else:
-        peak = np.max(np.abs(w.reshape(-1, w.shape[-1])), axis=0)
+        peak = np.max(np.abs(w.reshape(-1, *w.shape[-channel_axes:])), axis=0)
     peak = np.where(peak > 0, peak, 1.0)
     return (peak / levels(bits)).astype(np.float32)
 
 
-def quantize_integers(w: np.ndarray, bits: int, granularity: str = "per-tensor") -> tuple[np.ndarray, np.ndarray]:
+def quantize_integers(w: np.ndarray, bits: int, granularity: str = "per-tensor",
+                      channel_axes: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """(integers, scales) of symmetric `bits`-bit quantization, so that w ~ integers * scales."""
-    scale = scales(w, bits, granularity)
+    scale = scales(w, bits, granularity, channel_axes)
     q = np.clip(np.round(np.asarray(w, dtype=np.float32) / scale), -levels(bits), levels(bits))
     return q.astype(np.int32), scale
 
 
-def fake_quantize(w: np.ndarray, bits: int, granularity: str = "per-tensor") -> np.ndarray:
+def fake_quantize(w: np.ndarray, bits: int, granularity: str = "per-tensor", channel_axes: int = 1) -> np.ndarray:
     """`w` rounded to the nearest of its `bits`-bit symmetric levels, back in float32
     ("fake" quantization: the values a quantized model computes with, stored as floats).
-    Per channel, each output channel (the last axis) has its own scale."""
-    q, scale = quantize_integers(w, bits, granularity)
+    Per channel, each output channel (the last `channel_axes` axes, see `scales`) has its own scale."""
+    q, scale = quantize_integers(w, bits, granularity, channel_axes)
     return (q * scale).astype(np.float32)
 
 
@@ -96,7 +99,8 @@ def bit_width_sweep(model: keras.Model, images: np.ndarray, labels: np.ndarray,
         for granularity in granularities:
             errors, distinct = [], 0
             for name, variable in targets:
-                q = fake_quantize(original[name], b, granularity)
+                depthwise = "depthwise_kernel" in variable.name  # (kh, kw, channels, multiplier)
+                q = fake_quantize(original[name], b, granularity, channel_axes=2 if depthwise else 1)
                 variable.assign(q)
                 errors.append(np.abs(original[name] - q).ravel())
                 distinct = max(distinct, len(np.unique(q)))

@@ -124,6 +124,26 @@ def test_bit_width_sweep_table(model, images):
         np.testing.assert_array_equal(a, b)
 
 
+def test_a_depthwise_kernel_is_quantized_per_channel_over_channels_and_multiplier():
+    w = channels_of_different_sizes().transpose(0, 1, 3, 2)[..., :1]  # (3, 3, 5, 1): 5 channels, multiplier 1
+    assert quant.scales(w, 8, "per-channel", channel_axes=2).shape == (5, 1)
+    assert len(np.unique(quant.scales(w, 8, "per-channel"))) == 1, "the last axis alone is the multiplier"
+    per_tensor = np.abs(w - quant.fake_quantize(w, 4))[:, :, 0].mean()
+    assert np.abs(w - quant.fake_quantize(w, 4, "per-channel", channel_axes=2))[:, :, 0].mean() < per_tensor / 10
+
+
+def test_the_sweep_quantizes_a_depthwise_layer_per_channel(images):
+    keras.utils.set_random_seed(0)
+    layer = keras.layers.DepthwiseConv2D(3, padding="same")
+    model = keras.Sequential([keras.Input(images.shape[1:]), layer, keras.layers.GlobalAveragePooling2D()])  # 3 logits
+    kernel = layer.depthwise_kernel.numpy()
+    layer.depthwise_kernel.assign(kernel * np.array([0.001, 0.1, 1.0])[:, None])  # channels two orders apart
+    labels = np.argmax(model.predict(images, verbose=0), axis=-1)
+    table = quant.bit_width_sweep(model, images, labels, bits=(4,)).set_index("granularity")
+    assert table.loc["per-tensor", "distinct values"] <= 15  # 2**4 - 1 levels for the whole kernel
+    assert table.loc["per-channel", "distinct values"] > 15, "each of the 3 channels has levels of its own"
+
+
 # --------------------------------------------------------------------------- cluster preservation
 
 
