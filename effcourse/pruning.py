@@ -126,7 +126,7 @@ def sparsity_plan(scan, target: float) -> dict[str, float]:
 
     Every layer is pruned as far as it can go while its own accuracy drop in the scan stays within
     one shared tolerance; the tolerance is chosen (by bisection) so that the ratios, weighted by the
-layers' weights, average to `target` (a last blend of the two plans around it closes the gap).
+    layers' weights, average to `target` (a last blend of the two plans around it closes the gap).
     Sensitive layers keep more weights, robust (often large) layers give up more."""
     if not 0 < target < 1:
         raise ValueError(f"target must be in (0, 1), got {target}")
