@@ -75,10 +75,12 @@ def linked_pages(control: "ipywidgets.Widget", pages: list) -> "ipywidgets.Stack
     return stack
 
 
-def quantization_explorer(kernel, sweep: "pd.DataFrame", *, name: str = "kernel") -> "ipywidgets.VBox":
+def quantization_explorer(kernel, sweep: "pd.DataFrame", *, name: str = "kernel",
+                          channel_axes: int = 1) -> "ipywidgets.VBox":
     """Pick a bit width and a granularity: see one kernel's weights before and after fake
     quantization (histograms), and the model's accuracy with every kernel quantized that way,
     looked up in a precomputed `quantization.bit_width_sweep` table (its bit widths are the choices).
+    `channel_axes` as in `quantization.scales`: 2 for a depthwise kernel.
     The histograms of every choice are drawn up front (a second or two for one kernel)."""
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
@@ -101,7 +103,7 @@ def quantization_explorer(kernel, sweep: "pd.DataFrame", *, name: str = "kernel"
 
     def view(bits: int, granularity: str) -> "ipywidgets.VBox":
         row = quantized[(quantized["bits"] == bits) & (quantized["granularity"] == granularity)]
-        q = quantization.fake_quantize(kernel, bits, granularity)
+        q = quantization.fake_quantize(kernel, bits, granularity, channel_axes)
         accuracy = f"{row['accuracy'].iloc[0]:.2%}" if len(row) else "not in the sweep"
         reference = f" (float32: {baseline.iloc[0]:.2%})" if len(baseline) else ""
         summary = widgets.HTML(

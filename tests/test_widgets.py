@@ -104,6 +104,20 @@ def test_quantization_explorer_follows_the_buttons():
     assert len(pictures) == 6 and all(isinstance(p, ipywidgets.Output) for p in pictures)
 
 
+def test_quantization_explorer_gives_a_depthwise_kernel_one_scale_per_channel_and_multiplier():
+    import numpy as np
+
+    # (kh, kw, channels, multiplier), weights +-100 in channel 0 and +-1 in channel 1: one scale per
+    # multiplier (the last axis alone) would round channel 1 to zero at 2 bits
+    signs = np.where(np.random.default_rng(0).random((3, 3, 2, 2)) < 0.5, -1.0, 1.0)
+    kernel = (signs * np.array([100.0, 1.0])[:, None]).astype(np.float32)
+    table = quantization_sweep()
+    views = widgets.quantization_explorer(kernel, table, channel_axes=2).children[2]
+    per_channel = views.children[1].children[2].children[0].value  # 2 bits, per channel
+    assert "2 bits, per-channel" in per_channel
+    assert "keeps 4 distinct values, mean |error| 0.0% of the mean |weight|" in per_channel  # kept exactly
+
+
 def test_quantization_explorer_needs_a_sweep():
     import numpy as np
 
