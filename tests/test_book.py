@@ -1,5 +1,5 @@
 """The website builds offline from the notebooks' stored outputs, with warnings as errors,
-and draws the lessons' widgets with JavaScript it serves itself."""
+and draws the lessons' widgets and formulas with JavaScript it serves itself."""
 import contextlib
 import functools
 import http.server
@@ -45,6 +45,24 @@ def test_quizzes_and_collapsed_solutions_are_on_every_lesson_page(html, lesson):
     assert '<div class="effcourse-quiz">' in page and '<details class="effcourse-answer">' in page
     assert "tag_hide-cell" in page, "the exercise solutions are collapsed (hide-cell)"
     assert "not answered yet" in page, "the exercises are left for the reader"
+
+
+def test_markdown_a_cell_displays_renders_its_tables(html):
+    lesson = (html / "notebooks" / "01_baseline.html").read_text(encoding="utf-8")
+    ablation = re.search(r"<table[^>]*>((?:(?!</table>).)*Seed noise: the same recipe trained twice.*?)</table>", lesson, re.S)
+    assert ablation and "<td>" in ablation.group(1), "lesson 01's ablation table is a table, not a paragraph of pipes"
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_formulas_and_styles_come_from_the_site_itself(html, lesson):
+    page = (html / "notebooks" / f"{lesson}.html").read_text(encoding="utf-8")
+    scripts = re.findall(r'<script[^>]*\ssrc="([^"]+)"', page)
+    remote = [src for src in scripts if src.startswith(("http:", "https:", "//"))]
+    assert not remote, f"{lesson} loads scripts from the internet: {remote}"
+    if r"\(" in page or r"\[" in page:  # a formula
+        assert "../_static/mathjax/tex-svg.js" in [src.split("?")[0] for src in scripts]
+        assert (html / "_static" / "mathjax" / "tex-svg.js").stat().st_size > 1_000_000
+    assert re.search(r'<link[^>]+href="../_static/effcourse.css', page), "long printed lines wrap"
 
 
 @pytest.mark.parametrize("lesson", WIDGET_LESSONS)
@@ -100,3 +118,5 @@ def test_widgets_are_drawn_in_a_browser_without_a_kernel(html):
     assert quantization.count('class="lm-Widget p-Widget jupyter-widgets-disconnected widget-toggle-buttons"') == 2
     output = re.search(r'<div class="[^"]*widget-output">(.*)', quantization, re.S)
     assert output and re.search(r'<img src="data:image/png;base64,', output.group(1)[:5000])
+    # Lesson 03's formulas, drawn by the site's own MathJax as SVG.
+    assert re.search(r'<mjx-container[^>]*>\s*<svg', quantization), "MathJax drew the formulas"
