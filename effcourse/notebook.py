@@ -7,7 +7,11 @@ from . import hardware, profiles
 
 
 def run_header() -> profiles.Profile:
-    """Print which profile, hardware and library versions this run uses; return the profile."""
+    """Print which profile, hardware and library versions this run uses; return the profile.
+    Tables show long names in full from here on (pandas cuts cells at 50 characters by default)."""
+    import pandas as pd
+
+    pd.set_option("display.max_colwidth", None)
     profile = profiles.current()
     print(f"Profile : {profile.name} ({profile.description})")
     print(f"Hardware: {hardware.describe()}")

@@ -148,17 +148,21 @@ def energy_windows(measurement) -> Figure:
 
     fig, (ax, ax_idle) = plt.subplots(1, 2, figsize=(12, 3.8), gridspec_kw={"width_ratios": [3, 1]})
     names = list(measurement.subjects)
+    highest = 0.0
     for i, name in enumerate(names):
         s = measurement.subjects[name]
+        highest = max(highest, 1e3 * float(np.max(s.gross_per_item())), 1e3 * float(np.max(s.net_per_item())))
         jitter = np.linspace(-0.15, 0.15, len(s.gross_j))
         ax.plot(i + jitter, 1e3 * s.gross_per_item(), "o", mfc="none", color=f"C{i}", label="gross" if i == 0 else None)
         ax.plot(i + jitter, 1e3 * s.net_per_item(), "o", color=f"C{i}", label="net of idle" if i == 0 else None)
     ax.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize="small")
-    ax.set(ylabel=f"mJ per {measurement.unit}", ylim=(0, None),
+    # from zero, with room above the highest marker (autoscaling's margin is a share of the spread)
+    ax.set(ylabel=f"mJ per {measurement.unit}", ylim=(0, 1.1 * highest or None),
            title=f"{measurement.repeats} repeats each ({measurement.method})")
     ax.legend(fontsize="small")
     ax_idle.plot(range(1, measurement.repeats + 1), measurement.idle_w, "s", color="grey")
-    ax_idle.set(xlabel="repeat", ylabel="idle power (W)", ylim=(0, None), title="idle windows")
+    ax_idle.set(xlabel="repeat", ylabel="idle power (W)", ylim=(0, 1.1 * float(np.max(measurement.idle_w)) or None),
+                title="idle windows")
     fig.tight_layout()
     return fig
 

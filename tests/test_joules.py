@@ -141,3 +141,19 @@ def test_a_renewable_work_is_renewed_and_warmed_before_each_of_its_windows(gpu):
     calls = result.subjects["renewed"].calls
     after = "".join("r" if entry == "renew" else "c" for entry in log).split("r")[1:]
     assert [len(chunk) for chunk in after] == [1 + n for n in calls]
+
+
+def test_the_windows_plot_leaves_room_above_its_highest_markers(gpu):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from effcourse import plots
+
+    meter = energy.EnergyMeter("nvml", nvml=gpu)
+    result = joules.measure_energy({"small": gpu.work(100, 0.01), "large": gpu.work(200, 0.01)},
+                                   window_s=0.1, repeats=5, meter=meter)
+    ax, ax_idle = plots.energy_windows(result).axes
+    highest = max(1e3 * s.gross_per_item().max() for s in result.subjects.values())
+    assert ax.get_ylim() == pytest.approx((0, 1.1 * highest))
+    # the idle windows hardly differ: autoscaling's margin (a share of their spread) would cut the top marker
+    assert ax_idle.get_ylim() == pytest.approx((0, 1.1 * result.idle_w.max()))

@@ -17,8 +17,13 @@ def test_check_passes_and_fails_with_the_claim(capsys):
 
 
 def test_run_header_names_profile_and_hardware(monkeypatch, capsys):
+    import pandas as pd
+
     monkeypatch.setenv(profiles.ENV_VAR, "workshop")
-    assert notebook.run_header().name == "workshop"
+    with pd.option_context("display.max_colwidth", 50):
+        assert notebook.run_header().name == "workshop"
+        name = "pruned per-block plan (structured L1), 30 epochs of fine-tuning"
+        assert name in pd.DataFrame({"model": [name]}).to_html(), "long names are shown in full"
     out = capsys.readouterr().out
     assert "Profile : workshop" in out and "Hardware:" in out and "tensorflow" in out
 
