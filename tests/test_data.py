@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import pickle
 import socket
 import zipfile
 
@@ -231,7 +232,7 @@ def _empty_class(tmp_path):
 
 
 def _broken_image(tmp_path):
-    write_tree(tmp_path / "t", ["a", "b"], 2)
+    write_tree(tmp_path / "t", ["a", "b"], 3)
     (tmp_path / "t" / "b" / "broken.png").write_bytes(b"not a png")
     return tmp_path / "t"
 
@@ -240,6 +241,32 @@ def _mismatched_splits(tmp_path):
     write_tree(tmp_path / "t" / "train", ["a", "b"], 2)
     write_tree(tmp_path / "t" / "test", ["a", "c"], 2)
     return tmp_path / "t"
+
+
+def _zipped_batches(tmp_path):
+    write_batches(tmp_path / "dl" / "cifar-10-batches-py", cifar_files()[0])
+    return write_zip(tmp_path / "batches.zip", tmp_path / "dl")
+
+
+def _tar_with_two_class_names(tmp_path):
+    files, _, _ = cifar_files()
+    files["batches.meta"] = pickle.dumps({b"label_names": [b"cat", b"dog"]})
+    return write_tar(tmp_path / "two.tar.gz", files)
+
+
+def _tar_with_huge_label(tmp_path):
+    files, _, _ = cifar_files()
+    batch = pickle.loads(files["data_batch_2"])
+    batch[b"labels"][-1] = 2 ** 70
+    files["data_batch_2"] = pickle.dumps(batch)
+    return write_tar(tmp_path / "huge.tar.gz", files)
+
+
+def _images_per_class(n):
+    def make(tmp_path):
+        write_tree(tmp_path / "t", ["a", "b"], n)
+        return tmp_path / "t"
+    return make
 
 
 BAD_INPUT = {
@@ -258,6 +285,18 @@ BAD_INPUT = {
     "empty class folder": (_empty_class, "'empty' holds no images", "empty"),
     "undecodable image": (_broken_image, "cannot be decoded as an image", "broken.png"),
     "different classes": (_mismatched_splits, "different class folders", "only in test: ['c']"),
+    "zipped batches folder": (_zipped_batches, "looks like CIFAR-10's pickled batches",
+                              "or cifar-10-python.tar.gz, with load_cifar10"),
+    "too few class names": (_tar_with_two_class_names, "batches.meta names 2 classes",
+                            "labels up to 9"),
+    "huge label": (_tar_with_huge_label, "data_batch_2 is not a CIFAR-10 batch",
+                   "OverflowError"),
+    "no test image": (_images_per_class(1), "test_fraction=0.2 of its 2 images holds out no "
+                      "image for testing", "more images per class"),
+    "no validation image": (_images_per_class(3), "validation split would be empty",
+                            "validation_fraction=0.1"),
+    "empty test batch": (lambda t: write_tar(t / "c.tar.gz", cifar_files(n_test=0)[0]),
+                         "has no test images", None),
 }
 
 
@@ -281,6 +320,103 @@ def test_broken_copy_named_by_env_var_raises_instead_of_falling_back(tmp_path, m
     monkeypatch.setenv(data.DATA_ENV_VAR, str(tmp_path / "typo.tar.gz"))
     with pytest.raises(data.DataError, match=r"typo\.tar\.gz \(set by \$EFFCOURSE_DATA\)"):
         data.load_cifar10(profile=ALL)
+
+
+def test_a_folder_that_holds_a_zip_says_to_load_the_zip(tmp_path, monkeypatch):
+    write_tree(tmp_path / "tree", ["a", "b"], 5)
+    write_zip(tmp_path / "downloads" / "mine.zip", tmp_path / "tree")
+    monkeypatch.setenv(data.DATA_ENV_VAR, str(tmp_path / "downloads"))
+    with pytest.raises(data.DataError) as err:
+        data.load_cifar10(profile=ALL)
+    assert str(err.value).startswith("$EFFCOURSE_DATA has no class folders")
+    assert ("It holds $EFFCOURSE_DATA/mine.zip: to load that zip, set $EFFCOURSE_DATA to its "
+            "path.") in str(err.value)
+
+
+def test_extracted_batches_are_not_taken_for_a_tree(tmp_path):
+    folder = write_batches(tmp_path / "cifar-10-batches-py", cifar_files()[0])
+    with pytest.raises(data.DataError) as err:
+        data.load_image_folder(folder, profile=ALL)
+    assert str(err.value) == (f"{paths.display(folder)} holds CIFAR-10's pickled batches, not "
+                              "class folders of images. Load that folder itself with "
+                              "load_cifar10 (pass its path).")
+
+
+def test_too_large_a_validation_fraction_leaves_no_training_image(tmp_path):
+    tar = write_tar(tmp_path / "c.tar.gz", cifar_files(n_batch=2)[0])
+    with pytest.raises(data.DataError, match="validation_fraction=0.99 sets aside all 10 training "
+                                             "images for validation, leaving none to train on"):
+        data.load_cifar10(tar, profile=ALL, validation_fraction=0.99)
+    write_tree(tmp_path / "t", ["a", "b"], 5)
+    with pytest.raises(data.DataError, match="leaving none to train on"):
+        data.load_image_folder(tmp_path / "t", profile=ALL, validation_fraction=0.99)
+
+
+def test_no_validation_split_on_request_and_its_datasets_refused(tmp_path):
+    write_tree(tmp_path / "t", ["a", "b"], 5)
+    d = data.load_image_folder(tmp_path / "t", profile=ALL, validation_fraction=0)
+    assert_arrays(d, 8, 0, 2)
+    with pytest.raises(data.DataError, match="has no validation images .*validation_fraction=0"):
+        d.val_dataset()
+
+
+@pytest.mark.parametrize("size", [(0, 0), (-3, 32), (32.5, 32), "32", (8, 8, 3), True])
+def test_a_bad_image_size_is_refused_up_front(tmp_path, size):
+    write_tree(tmp_path / "t", ["a", "b"], 5)
+    with pytest.raises(ValueError, match="image_size must be .height, width. in pixels"):
+        data.load_image_folder(tmp_path / "t", image_size=size, profile=ALL)
+
+
+def test_one_int_is_a_square_image_size(tmp_path):
+    write_tree(tmp_path / "t", ["a", "b"], 5)
+    d = data.load_image_folder(tmp_path / "t", image_size=16, profile=ALL)
+    assert d.image_shape == (16, 16, 3)
+
+
+@pytest.mark.parametrize("load", [data.load_cifar10, data.load_image_folder])
+def test_a_fraction_that_is_not_a_number_is_refused(tmp_path, load):
+    write_tree(tmp_path / "t", ["a", "b"], 5)
+    with pytest.raises(ValueError, match=r"validation_fraction must be a number in \[0, 1\), "
+                                         r"got '0.1'"):
+        load(tmp_path / "t", profile=ALL, validation_fraction="0.1")
+
+
+def _save_grey(path, pixels):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def test_16_bit_grayscale_is_rescaled_and_an_old_cache_replaced(tmp_path, monkeypatch, capsys):
+    for label, value in enumerate((30_000, 514)):  # 116.7 and 2 in 8 bits
+        for i in range(5):
+            pixels = np.full((8, 8), value, np.uint16)
+            _save_grey(tmp_path / "t" / "ab"[label] / f"{i}.png", pixels)
+    assert Image.open(tmp_path / "t" / "a" / "0.png").mode == "I;16"
+    monkeypatch.setattr(data_folders, "_CACHE_AFTER_S", -1.0)  # cache even this tiny tree
+    with monkeypatch.context() as m:  # a cache of the earlier decoder, which clipped at 255
+        m.setattr(data_folders, "_DECODER", 1)
+        m.setattr(data_folders, "_eight_bit", lambda image, where: image)
+        assert data.load_image_folder(tmp_path / "t", profile=ALL).x_train.min() == 255
+    monkeypatch.setattr(data_imagedata, "_announced", set())
+    d = data.load_image_folder(tmp_path / "t", profile=ALL)
+    for x, y in splits(d).values():
+        assert (x == np.array([117, 2], dtype=np.uint8)[y][:, None, None, None]).all()
+    assert "replacing 1 cache(s) of an earlier copy" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mode, pixels", [("I", np.full((8, 8), 1000, np.int32)),
+                                          ("F", np.full((8, 8), 0.5, np.float32))])
+def test_32_bit_and_float_images_are_refused(tmp_path, mode, pixels):
+    write_tree(tmp_path / "t", ["a", "b"], 5)
+    image = _save_grey(tmp_path / "t" / "b" / "wide.tif", pixels)
+    assert Image.open(image).mode == mode
+    with pytest.raises(data.DataError) as err:
+        data.load_image_folder(tmp_path / "t", profile=ALL)
+    message = str(err.value)
+    assert message.startswith(f"{paths.display(image)} has ")
+    assert f"(Pillow mode {mode})" in message
+    assert message.endswith("Convert the images to 8-bit RGB or grayscale.")
 
 
 # --------------------------------------------------------------------------- source order

@@ -1,7 +1,8 @@
 """A CIFAR-10 batch file is data, never code: a pickle that would run code when loaded with
 plain `pickle` is refused in every form the loader reads (the archive, the extracted folder,
 the Keras cache and the Keras download), and nothing runs; real batches, written with any
-pickle protocol from 2 to 5 or by Python 2, still load. Everything is made in tmp_path."""
+pickle protocol from 2 to 5 or by Python 2, with labels as ints or numpy integers, still load;
+other numpy objects are refused as such. Everything is made in tmp_path."""
 from __future__ import annotations
 
 import builtins
@@ -212,3 +213,54 @@ def test_real_batches_load_whatever_pickle_wrote_them(tmp_path, how):
         labels = np.concatenate([d.y_train, d.y_val, d.y_test])
         loaded = {img.tobytes(): lab for img, lab in zip(images, labels)}
         assert loaded == {img.tobytes(): lab for img, lab in zip(x, y)}
+
+
+# --------------------------------------------------------------------------- numpy objects
+
+
+def _relabelled(labels_of, *, protocol=5, module="numpy._core.multiarray"):
+    """CIFAR-10 batch files whose labels are `labels_of(labels)`, pickled with `protocol`
+    (numpy 1.x wrote `module` numpy.core.multiarray), and their images and labels."""
+    files, x, y = cifar_files()
+    for name, raw in files.items():
+        if name != "batches.meta":
+            batch = pickle.loads(raw)
+            batch[b"labels"] = labels_of(batch[b"labels"])
+            files[name] = pickle.dumps(batch, protocol=protocol).replace(
+                b"cnumpy._core.multiarray\nscalar\n", f"c{module}\nscalar\n".encode())
+    return files, x, y
+
+
+@pytest.mark.parametrize("protocol, module", [(5, "numpy._core.multiarray"),
+                                              (2, "numpy.core.multiarray")])
+def test_labels_saved_as_numpy_integers_load(tmp_path, protocol, module):
+    as_numpy = lambda labels: [np.int64(v) if v % 2 else np.uint8(v) for v in labels]  # noqa: E731
+    files, x, y = _relabelled(as_numpy, protocol=protocol, module=module)
+    if protocol == 2:  # as numpy 1.x named the scalar reconstructor
+        assert f"c{module}\nscalar\n".encode() in files["test_batch"]
+    d = data.load_cifar10(write_batches(tmp_path / "cifar-10-batches-py", files), profile=ALL)
+    images = np.concatenate([d.x_train, d.x_val, d.x_test])
+    labels = np.concatenate([d.y_train, d.y_val, d.y_test])
+    assert {img.tobytes(): lab for img, lab in zip(images, labels)} == {
+        img.tobytes(): lab for img, lab in zip(x, y)}
+
+
+OTHER_NUMPY = {
+    "float labels": (lambda labels: [np.float64(v) for v in labels], "numpy.float64 scalar"),
+    "object scalar": (lambda labels: _Payload(np._core.multiarray.scalar, np.dtype("O"), labels),
+                      "numpy.object scalar"),
+    "random generator": (lambda labels: [np.random.default_rng(0)], "numpy.random."),
+}
+
+
+@pytest.mark.parametrize("case", OTHER_NUMPY)
+def test_other_numpy_objects_are_refused_as_such(tmp_path, case):
+    labels_of, qualified = OTHER_NUMPY[case]
+    folder = write_batches(tmp_path / "cifar-10-batches-py", _relabelled(labels_of)[0])
+    with pytest.raises(data.DataError) as err:
+        data.load_cifar10(folder, profile=ALL)
+    message = str(err.value)
+    assert message.startswith(f"{paths.display(folder / 'data_batch_1')} is refused: it holds "
+                              f"numpy objects ({qualified}")
+    assert "Nothing was executed" in message
+    assert "save the labels as a list of plain Python ints" in message

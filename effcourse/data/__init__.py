@@ -23,11 +23,11 @@ from .cifar10 import load_cifar10
 from .folders import load_image_folder
 from .imagedata import (CIFAR10_CLASSES, CIFAR10_URL, DATA_ENV_VAR, OFFLINE_ENV_VAR, DataError,
                         ImageData)
-from .pipelines import normalise, pipeline, show_samples
+from .pipelines import model_input, normalise, pipeline, show_samples
 from .synthetic import synthetic_cifar10
 
 __all__ = [
     "CIFAR10_CLASSES", "CIFAR10_URL", "DATA_ENV_VAR", "OFFLINE_ENV_VAR", "DataError", "ImageData",
-    "load_cifar10", "load_image_folder", "normalise", "pipeline", "show_samples",
+    "load_cifar10", "load_image_folder", "model_input", "normalise", "pipeline", "show_samples",
     "synthetic_cifar10",
 ]

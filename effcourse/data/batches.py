@@ -1,6 +1,7 @@
 """The official CIFAR-10 format: cifar-10-python.tar.gz (read in place) or its extracted
 cifar-10-batches-py/ folder of pickled batches. A batch file is data, never code: it is read
-with an unpickler that admits only what a numpy array needs and refuses anything else."""
+with an unpickler that admits only what a numpy array or integer needs and refuses anything
+else."""
 from __future__ import annotations
 
 import pickle
@@ -33,6 +34,10 @@ _ALLOWED_GLOBALS = frozenset({
     ("numpy._core.numeric", "_frombuffer"),
     ("_codecs", "encode"),
 })
+# numpy's reconstructor of a scalar (an integer label saved as a numpy int): replaced by
+# `_integer_scalar`, which builds integers only and calls nothing of numpy's.
+_SCALAR_GLOBALS = frozenset({("numpy.core.multiarray", "scalar"),
+                             ("numpy._core.multiarray", "scalar")})
 
 
 class _ForbiddenGlobal(pickle.UnpicklingError):
@@ -44,16 +49,27 @@ class _ForbiddenGlobal(pickle.UnpicklingError):
 
 
 class _BatchUnpickler(pickle.Unpickler):
-    """An unpickler that can build only containers, strings, numbers and numpy arrays: it
-    refuses every other global before anything is called, so loading a file runs no code."""
+    """An unpickler that can build only containers, strings, numbers, numpy arrays and numpy
+    integers: it refuses every other global before anything is called, so loading a file runs
+    no code."""
 
     def find_class(self, module, name):
         if (module, name) in _ALLOWED_GLOBALS:
             return super().find_class(module, name)
+        if (module, name) in _SCALAR_GLOBALS:
+            return _integer_scalar
         raise _ForbiddenGlobal(module, name)
 
     def persistent_load(self, pid):
         raise pickle.UnpicklingError("persistent IDs are not supported")
+
+
+def _integer_scalar(dtype, raw=None):
+    """A numpy integer from its pickled dtype and bytes; anything else is refused."""
+    if not (isinstance(dtype, np.dtype) and dtype.kind in "iu" and isinstance(raw, bytes)
+            and len(raw) == dtype.itemsize):
+        raise _ForbiddenGlobal("numpy", f"{dtype} scalar")
+    return np.frombuffer(raw, dtype=dtype)[0]
 
 
 def _unpickle(file, where: str) -> dict:
@@ -61,6 +77,15 @@ def _unpickle(file, where: str) -> dict:
     try:
         return _BatchUnpickler(file, encoding="bytes").load()
     except _ForbiddenGlobal as err:
+        if err.qualified.partition(".")[0] == "numpy":
+            raise DataError(
+                f"{where} is refused: it holds numpy objects ({err.qualified}) that the course's "
+                "restricted reader does not load (it loads numpy arrays, integers and plain "
+                "Python values only, as loading other objects could run code). Nothing was "
+                "executed. If you wrote this file, save the labels as a list of plain Python "
+                f"ints and the images as a uint8 array; else download cifar-10-python.tar.gz "
+                f"from {CIFAR10_URL}."
+            ) from err
         raise DataError(
             f"{where} is refused: loading it would run code (it asks for {err.qualified}, which a "
             "CIFAR-10 batch never needs). Nothing was executed. Delete the file and download "
@@ -114,6 +139,15 @@ def _cifar_arrays(found: dict, where: str):
             "to data_batch_5 and test_batch). Extract cifar-10-python.tar.gz again, or point "
             f"{DATA_ENV_VAR} at the .tar.gz itself."
         )
+    train = [_batch_arrays(found[n], n, where) for n in _TRAIN_BATCHES]
+    x_test, y_test = _batch_arrays(found[_TEST_BATCH], _TEST_BATCH, where)
+    x_train, y_train = (np.concatenate(parts) for parts in zip(*train))
+    top = max(y_train.max(initial=-1), y_test.max(initial=-1))
+    return x_train, y_train, x_test, y_test, _class_names(found, where, top)
+
+
+def _class_names(found: dict, where: str, top: int) -> tuple[str, ...]:
+    """The class names of batches.meta (else CIFAR-10's), one for each label up to `top`."""
     names = CIFAR10_CLASSES
     if _META in found:
         try:
@@ -122,22 +156,24 @@ def _cifar_arrays(found: dict, where: str):
         except (KeyError, TypeError, AttributeError, UnicodeDecodeError) as err:
             raise DataError(f"{where}: {_META} has no list of b'label_names' ({err}). Extract "
                             "cifar-10-python.tar.gz again.") from err
-    train = [_batch_arrays(found[n], n, where, len(names)) for n in _TRAIN_BATCHES]
-    x_test, y_test = _batch_arrays(found[_TEST_BATCH], _TEST_BATCH, where, len(names))
-    return (np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train]),
-            x_test, y_test, names)
+    if top >= len(names):
+        named = (f"{_META} names {len(names)} classes in b'label_names'" if _META in found
+                 else f"CIFAR-10 has {len(names)} classes (and there is no {_META} naming more)")
+        raise DataError(f"{where}: {named}, but the batches have labels up to {top} "
+                        f"({top + 1} classes). Extract cifar-10-python.tar.gz again.")
+    return names
 
 
-def _batch_arrays(batch, name: str, where: str, num_classes: int):
+def _batch_arrays(batch, name: str, where: str):
     try:
         x = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
         y = np.asarray(batch[b"labels"], dtype=np.int64).reshape(-1)
-    except (KeyError, TypeError, ValueError, IndexError) as err:
+    except (KeyError, TypeError, ValueError, IndexError, OverflowError) as err:
         raise DataError(
             f"{where}: {name} is not a CIFAR-10 batch (expected b'data' rows of 3,072 bytes and "
             f"b'labels'; {type(err).__name__}: {err}). Extract cifar-10-python.tar.gz again."
         ) from err
-    if len(x) != len(y) or (len(y) and not 0 <= y.min() <= y.max() < num_classes):
-        raise DataError(f"{where}: {name} has {len(x)} images but {len(y)} labels, or labels "
-                        f"outside 0..{num_classes - 1}. Extract cifar-10-python.tar.gz again.")
+    if len(x) != len(y) or (len(y) and y.min() < 0):
+        raise DataError(f"{where}: {name} has {len(x)} images but {len(y)} labels, or negative "
+                        "labels. Extract cifar-10-python.tar.gz again.")
     return np.ascontiguousarray(x), y

@@ -40,7 +40,9 @@ def load_cifar10(path=None, profile=None, *, validation_fraction=0.1, seed=0) ->
        EFFCOURSE_OFFLINE=1;
     3. a synthetic stand-in (announced loudly as not CIFAR-10).
 
-    A path given explicitly (argument or $EFFCOURSE_DATA) that cannot be read raises DataError.
+    `validation_fraction` of the training images, stratified, is the validation split (0: none,
+    and `val_dataset` refuses). A path given explicitly (argument or $EFFCOURSE_DATA) that
+    cannot be read raises DataError.
     """
     profile = _profile(profile)
     _check_fraction("validation_fraction", validation_fraction, allow_zero=True)
@@ -64,11 +66,11 @@ def load_cifar10(path=None, profile=None, *, validation_fraction=0.1, seed=0) ->
     if keras is not None:
         *arrays, origin = keras
         loaded = _from_arrays(*arrays, CIFAR10_CLASSES, f"CIFAR-10: Keras cache {_BATCHES_DIR}",
-                              **split)
+                              where=origin, **split)
         return _announce(loaded, profile, origin)
     n_train, n_test = profile.train_images or 50_000, profile.test_images or 10_000
     loaded = _from_arrays(*synthetic_cifar10(n_train, n_test, seed=seed), CIFAR10_CLASSES,
-                          _SYNTHETIC_SOURCE, synthetic=True, **split)
+                          _SYNTHETIC_SOURCE, where=_SYNTHETIC_SOURCE, synthetic=True, **split)
     return _announce(loaded, profile, "; ".join(notes))
 
 
@@ -95,8 +97,8 @@ def _load_local(path: Path, origin: str, setting: str | None = None, **split) ->
             arrays, source = _read_cifar_folder(path, setting), f"CIFAR-10: batches folder {path.name}"
     except OSError as err:  # permission denied and the like, wherever in the copy it happens
         raise _unreadable(err, path, setting) from err
-    return _announce(_from_arrays(*arrays, source, **split), split["profile"],
-                     _described(path, origin, setting))
+    where = _described(path, origin, setting)
+    return _announce(_from_arrays(*arrays, source, where=where, **split), split["profile"], where)
 
 
 def _official_in(folder: Path) -> Path | None:

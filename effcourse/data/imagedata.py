@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import numbers
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,6 +95,10 @@ class ImageData:
 
     def val_dataset(self, batch_size: int | None = None):
         """Validation batches of normalised images, in order."""
+        if not len(self.y_val):
+            raise DataError(f"{self.source} has no validation images (as loaded with "
+                            "validation_fraction=0). Load it again with a validation_fraction "
+                            "above 0 (the default is 0.1) to validate on it.")
         return pipeline(self.x_val, self.y_val, batch_size=batch_size or self.batch_size)
 
 
@@ -107,8 +112,10 @@ def _profile(profile) -> profiles.Profile:
 
 
 def _check_fraction(name: str, value: float, *, allow_zero: bool) -> None:
-    if not (0 <= value < 1) or (value == 0 and not allow_zero):
-        raise ValueError(f"{name} must be in {'[0' if allow_zero else '(0'}, 1), got {value}")
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1
+            or (value == 0 and not allow_zero)):
+        raise ValueError(f"{name} must be a number in {'[0' if allow_zero else '(0'}, 1), got "
+                         f"{value!r}")
 
 
 def _described(path: Path, origin: str, setting: str | None = None) -> str:
@@ -150,20 +157,35 @@ def _take(labels: np.ndarray, n: int | None, rng: np.random.Generator) -> np.nda
     return rng.permutation(np.concatenate(picked)) if picked else np.zeros(0, dtype=int)
 
 
-def _select(y_train, y_test, profile, validation_fraction, rng):
+def _select(y_train, y_test, profile, validation_fraction, rng, where: str):
     """Train, validation and test indices: the profile's stratified subsets, then the
-    validation share carved stratified out of the training subset."""
+    validation share carved stratified out of the training subset. A split left empty (but
+    validation with validation_fraction=0) raises a DataError that names the data `where`."""
     train = _take(y_train, profile.train_images, rng)
     test = _take(y_test, profile.test_images, rng)
+    for split, picked in (("training", train), ("test", test)):
+        if not len(picked):
+            raise DataError(f"{where} has no {split} images. Give it {split} images of every "
+                            "class.")
     val = _take(y_train[train], round(len(train) * validation_fraction), rng)
     keep = np.setdiff1d(np.arange(len(train)), val)
+    if not len(keep):
+        raise DataError(f"{where}: validation_fraction={validation_fraction} sets aside all "
+                        f"{len(train)} training images for validation, leaving none to train on. "
+                        "Use a smaller validation_fraction (the default is 0.1) or more images.")
+    if validation_fraction and not len(val):
+        raise DataError(f"{where}: validation_fraction={validation_fraction} of its {len(train)} "
+                        "training images is less than one image: the validation split would be "
+                        "empty. Give it more images per class or use a larger "
+                        "validation_fraction.")
     return train[keep], train[val], test
 
 
-def _from_arrays(x_train, y_train, x_test, y_test, class_names, source, *, profile,
+def _from_arrays(x_train, y_train, x_test, y_test, class_names, source, *, where, profile,
                  validation_fraction, seed, synthetic=False) -> ImageData:
+    """The data's splits (see `_select`); `where` names the data in messages."""
     rng = np.random.default_rng(seed)
-    tr, va, te = _select(y_train, y_test, profile, validation_fraction, rng)
+    tr, va, te = _select(y_train, y_test, profile, validation_fraction, rng, where)
     return ImageData(x_train[tr], y_train[tr], x_train[va], y_train[va], x_test[te], y_test[te],
                      tuple(class_names), source, synthetic, profile.batch_size)
 

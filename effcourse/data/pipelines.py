@@ -1,4 +1,4 @@
-"""From arrays to training: `normalise`, tf.data `pipeline`s (shuffled, augmented,
+"""From arrays to training: `normalise`, `model_input` (images as a model takes them), tf.data `pipeline`s (shuffled, augmented,
 prefetched) and `show_samples`, a grid of images per class."""
 from __future__ import annotations
 
@@ -17,6 +17,20 @@ def normalise(x):
     import tensorflow as tf
 
     return tf.cast(x, tf.float32) / 255.0
+
+
+def model_input(images, who: str = "The model") -> np.ndarray:
+    """`images` as the course's models take them, float32 in [0, 1]: uint8 pixels divided by 255,
+    floats as they are. Larger floats (unnormalised pixels) would give silently wrong numbers, so
+    they are refused, `who` naming the receiver in the message."""
+    given = np.asarray(images)
+    if given.dtype == np.uint8:
+        return normalise(given)
+    x = given.astype(np.float32)
+    if x.size and x.max() > 1:
+        raise ValueError(f"{who} takes uint8 pixels or floats in [0, 1], got {given.dtype} values up to {x.max():g}: "
+                         "pass the uint8 images, or normalise the floats first (x / 255).")
+    return x
 
 
 def pipeline(x, y, *, batch_size, training=False, augment=False, seed=0):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from effcourse import paths
 
+from .batches import _BATCH_FILES, _BATCHES_DIR, _TAR_NAME
 from .imagedata import DataError, _reason
 
 _IMAGE_SUFFIXES = {
@@ -72,6 +73,10 @@ class _Tree:
             return f"{paths.display(self.path, self.setting)} (entry {rel})"
         return paths.display(self.path / rel if rel else self.path, self.setting)
 
+    def _instead(self) -> str:
+        """How to load another copy instead: as the setting that chose this one, or as `path`."""
+        return f"set ${self.setting} to its path" if self.setting else "pass its path"
+
     def read(self, rel: str) -> bytes:
         if self.zip is None:
             return (self.path / rel).read_bytes()
@@ -101,6 +106,7 @@ class _Tree:
             (only,) = node.dirs.values()
             if only.dirs and only.path.lower() not in ("train", "test"):
                 node = only  # one wrapping folder
+        self._refuse_batches(node)
         lower = {name.lower(): sub for name, sub in node.dirs.items() if sub.dirs}
         if "train" in lower and "test" in lower:
             train, test = self._classes(lower["train"]), self._classes(lower["test"])
@@ -118,12 +124,35 @@ class _Tree:
                             "class folders (a test split is then held out).")
         return {"all": self._classes(node)}
 
+    def _refuse_batches(self, node: _Folder) -> None:
+        """A DataError when `node` or a folder in it holds CIFAR-10's pickled batches."""
+        batches = next((f for f in (node, *node.dirs.values())
+                        if set(f.files) & set(_BATCH_FILES)), None)
+        if batches is None:
+            return
+        if self.zip is not None:
+            raise DataError(
+                f"{self.where('')} looks like CIFAR-10's pickled batches ({_BATCHES_DIR}) "
+                "zipped, not class folders of images; the course reads those batches only from "
+                "the extracted folder or the original archive. Unzip it and load the "
+                f"{_BATCHES_DIR} folder, or {_TAR_NAME}, with load_cifar10 ({self._instead()})."
+            )
+        raise DataError(
+            f"{self.where(batches.path)} holds CIFAR-10's pickled batches, not class folders of "
+            f"images. Load that folder itself with load_cifar10 ({self._instead()})."
+        )
+
     def _classes(self, node: _Folder) -> dict[str, list[str]]:
         where = self.where(node.path)
         if not node.dirs:
+            zips = [node.rel(f) for f in node.files if f.lower().endswith(".zip")]
+            found = (f" It holds {', '.join(self.where(z) for z in zips)}: to load "
+                     f"{'that zip' if len(zips) == 1 else 'one of them'}, {self._instead()}."
+                     if zips and self.zip is None else "")
             raise DataError(
                 f"{where} has no class folders. Expected one folder per class holding its images "
                 "(<class>/<image>), or train/ and test/ folders that each hold the class folders."
+                + found
             )
         if len(node.dirs) < 2:
             raise DataError(f"{where} has a single class folder {next(iter(node.dirs))!r}; a "
