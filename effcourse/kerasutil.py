@@ -23,9 +23,20 @@ def clone(model: keras.Model) -> keras.Model:
     return copy
 
 
+def _is_toolkit_wrapper(layer: layers.Layer) -> bool:
+    """Whether `layer` is one of the Model Optimization Toolkit's training wrappers (pruning,
+    quantization, clustering): a Keras `Wrapper` whose class the toolkit defines. Keras's own
+    wrappers (Bidirectional, TimeDistributed) are layers in their own right and are not looked
+    through: the layer they hold can be an unbuilt template (Bidirectional runs copies of it),
+    so only the wrapper's own weights tell what it holds."""
+    return isinstance(layer, layers.Wrapper) and any(
+        cls.__module__.startswith("tensorflow_model_optimization.") for cls in type(layer).__mro__)
+
+
 def unwrap(layer: layers.Layer) -> layers.Layer:
-    """The layer inside Model Optimization Toolkit wrappers (pruning, quantization, clustering)."""
-    while hasattr(layer, "layer") and isinstance(layer.layer, layers.Layer):
+    """The layer inside Model Optimization Toolkit wrappers (pruning, quantization, clustering);
+    any other layer, Keras's own wrappers included, as it is."""
+    while _is_toolkit_wrapper(layer):
         layer = layer.layer
     return layer
 

@@ -13,7 +13,7 @@ import numpy as np
 import tf_keras as keras
 from tf_keras import layers
 
-from .data import normalise
+from .data import model_input
 from .kerasutil import flat_layers, kernel_sparsity, unwrap
 
 
@@ -36,19 +36,27 @@ class LayerMacs:
     nonzero_macs: int
 
 
-def _spatial(shape) -> int:
-    """Output positions of a conv layer: height x width (batch and channels excluded)."""
-    return int(np.prod([d for d in shape[1:-1]]))
+def _positions(layer, shape) -> int:
+    """Positions a layer's kernel is applied at, for one image: the product of `shape` without its
+    batch and channel axes (height x width of a conv layer's output; the rows of a Dense layer's
+    3-D input, or 1)."""
+    if None in shape[1:-1]:
+        raise MeasureError(
+            f"Cannot count the MACs of layer {layer.name!r}: its data has no fixed size (shape {tuple(shape)}), "
+            "and MACs grow with the image size. MACs need a fixed input size: build the model with one, "
+            "e.g. keras.Input(shape=(32, 32, 3)) or input_shape=(32, 32, 3)."
+        )
+    return int(np.prod(shape[1:-1]))
 
 
 def _layer_macs(wrapper) -> LayerMacs | None:
     layer = unwrap(wrapper)
     if isinstance(layer, layers.DepthwiseConv2D):
         kernel = layer.depthwise_kernel.numpy()
-        positions = _spatial(wrapper.output_shape)
+        positions = _positions(layer, wrapper.output_shape)
     elif isinstance(layer, layers.SeparableConv2D):
         depthwise, pointwise = layer.depthwise_kernel.numpy(), layer.pointwise_kernel.numpy()
-        positions = _spatial(wrapper.output_shape)
+        positions = _positions(layer, wrapper.output_shape)
         dense_macs = positions * (depthwise.size + pointwise.size)
         nonzero = positions * (np.count_nonzero(depthwise) + np.count_nonzero(pointwise))
         return LayerMacs(layer.name, "SeparableConv2D", dense_macs, int(nonzero))
@@ -56,10 +64,10 @@ def _layer_macs(wrapper) -> LayerMacs | None:
         # kernel (kh, kw, in/groups, out): one MAC per weight per output position (a transposed
         # convolution, a Conv2D subclass, works per input position: refused below, MeasureError)
         kernel = layer.kernel.numpy()
-        positions = _spatial(wrapper.output_shape)
+        positions = _positions(layer, wrapper.output_shape)
     elif isinstance(layer, layers.Dense):
         kernel = layer.kernel.numpy()
-        positions = int(np.prod(wrapper.input_shape[1:-1])) if len(wrapper.input_shape) > 2 else 1
+        positions = _positions(layer, wrapper.input_shape)
     elif not layer.weights or isinstance(layer, ZERO_MAC_WEIGHTED):
         return None
     else:
@@ -71,10 +79,25 @@ def _layer_macs(wrapper) -> LayerMacs | None:
     return LayerMacs(layer.name, type(layer).__name__, positions * kernel.size, positions * int(np.count_nonzero(kernel)))
 
 
+def _check_countable(model: keras.Model) -> None:
+    """Refuse a model in the toolkit's quantization or clustering wrappers: they keep kernels in
+    variables of their own, which a count would miss (the pruning wrapper keeps its layer's)."""
+    for layer in flat_layers(model):
+        module = type(layer).__module__
+        if module.startswith("tensorflow_model_optimization.") and ".sparsity." not in module:
+            raise MeasureError(
+                f"Layer {layer.name!r} is a Model Optimization Toolkit {type(layer).__name__}, which keeps "
+                "weights in variables of its own: its parameters and MACs would be miscounted. Measure the model "
+                "as deployed: strip clustering first (tfmot.clustering.keras.strip_clustering), and convert a "
+                "quantization-aware model (convert.to_litert(model, 'int8')) and measure that."
+            )
+
+
 def layer_macs(model: keras.Model) -> list[LayerMacs]:
     """Per-layer MACs for one image, dense and counting only non-zero weights."""
     if not model.built:
         raise MeasureError("The model is not built: call it on an input or give it an Input layer first.")
+    _check_countable(model)
     return [m for m in (_layer_macs(layer) for layer in flat_layers(model)) if m is not None]
 
 
@@ -86,6 +109,7 @@ def macs(model: keras.Model) -> tuple[int, int]:
 
 def parameters(model: keras.Model) -> tuple[int, int]:
     """(all parameters, non-zero parameters)."""
+    _check_countable(model)
     values = [w.numpy() for layer in flat_layers(model) for w in unwrap(layer).weights]
     return sum(v.size for v in values), sum(int(np.count_nonzero(v)) for v in values)
 
@@ -125,14 +149,17 @@ def human_bytes(n: float) -> str:
 
 
 def predicted_labels(source, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Classes predicted for `images` (uint8 pixels, or floats already normalised) by `source`:
-    a Keras model, a LiteRT model, or the logits one of them already gave for these images.
+    """Classes predicted for `images` (uint8 pixels, or floats already normalised to [0, 1]) by
+    `source`: a Keras model, a LiteRT model, or the logits one of them already gave for these images.
     Keras models run eagerly batch by batch: no graph to trace for each new model."""
     if isinstance(source, np.ndarray):
         if len(source) != len(images):
             raise ValueError(f"{len(source)} rows of logits for {len(images)} images: pass the logits of these images.")
         return np.argmax(source, axis=-1)
-    x = normalise(images) if np.asarray(images).dtype == np.uint8 else np.asarray(images, np.float32)
+    x = model_input(images)
+    if len(x) == 0:
+        raise ValueError("No images to classify: a split of the data may be empty (loaded with validation_fraction=0, "
+                         "or too few images per class); pass at least one image.")
     if isinstance(source, keras.Model):
         logits = np.concatenate([source(x[i:i + batch_size], training=False).numpy() for i in range(0, len(x), batch_size)])
     else:
@@ -142,8 +169,17 @@ def predicted_labels(source, images: np.ndarray, batch_size: int = 256) -> np.nd
 
 def correct(source, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Per image, whether `source` (a Keras or LiteRT model, or its logits) classifies it as `labels`
-    says: what a paired comparison of two models on the same images needs (`stats.paired_accuracy`)."""
-    return predicted_labels(source, images) == np.asarray(labels)
+    says: what a paired comparison of two models on the same images needs (`stats.paired_accuracy`).
+    `labels`: one class index per image, shape (N,) or the (N, 1) column Keras's cifar10.load_data gives."""
+    labels = np.asarray(labels)
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]  # else (N,) == (N, 1) would broadcast to an N x N table of comparisons
+    if labels.ndim != 1:
+        raise ValueError(f"Labels of shape {labels.shape}: pass one class index per image, shape (N,) "
+                         "(one-hot labels: np.argmax(labels, axis=-1)).")
+    if len(labels) != len(images):
+        raise ValueError(f"{len(labels)} labels for {len(images)} images: pass one label per image.")
+    return predicted_labels(source, images) == labels
 
 
 def accuracy(source, images: np.ndarray, labels: np.ndarray) -> float:

@@ -13,6 +13,7 @@ import numpy as np
 import tf_keras as keras
 
 from . import kerasutil, measure
+from .data import model_input
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -78,13 +79,13 @@ def distinct_values(model: keras.Model) -> dict[str, int]:
 def bit_width_sweep(model: keras.Model, images: np.ndarray, labels: np.ndarray,
                     bits: Iterable[int] = (8, 6, 4, 3, 2), granularities: Iterable[str] = GRANULARITIES,
                     batch_size: int = 256) -> "pd.DataFrame":
-    """Accuracy of `model` on float `images` (in [0, 1]) with its Conv/Dense kernels fake-quantized
+    """Accuracy of `model` on `images` (uint8, or floats in [0, 1]) with its Conv/Dense kernels fake-quantized
     to each bit width and granularity. A tidy table, one row per (bits, granularity) plus a
     float32 row (bits 32), with the mean |error| of the weights relative to their mean |value| and
     the most distinct values any kernel keeps. `model` itself is left untouched."""
     import pandas as pd
 
-    images = np.asarray(images, dtype=np.float32)
+    images = model_input(images, "bit_width_sweep")
     original = kerasutil.kernels(model)
     magnitude = float(np.mean(np.abs(np.concatenate([w.ravel() for w in original.values()]))))
     work = kerasutil.clone(model)

@@ -40,9 +40,14 @@ class _Subject:
     sparsity: float
 
 
-def _check_input_shape(shape, data) -> None:
-    if tuple(shape) != tuple(data.image_shape):
-        raise ValueError(f"The model takes images of shape {tuple(shape)}, but the data has {tuple(data.image_shape)}.")
+def _check_fits(input_shape, classes, data) -> None:
+    """Refuse a model that does not fit `data`: other images, or another number of classes (the
+    labels would be compared with the wrong classes' scores, and the accuracy be wrong, silently)."""
+    if tuple(input_shape) != tuple(data.image_shape):
+        raise ValueError(f"The model takes images of shape {tuple(input_shape)}, but the data has {tuple(data.image_shape)}.")
+    if classes != data.num_classes:
+        raise ValueError(f"The model scores {classes} classes, but the data has {data.num_classes}: measure it on "
+                         f"data of {classes} classes, or give it a last layer of {data.num_classes} outputs.")
 
 
 def _subject(name: str, model, data, x_test: np.ndarray, threads: int) -> _Subject:
@@ -51,14 +56,14 @@ def _subject(name: str, model, data, x_test: np.ndarray, threads: int) -> _Subje
     if isinstance(model, (bytes, bytearray)):
         model = LiteRTModel(model, name=name)
     if isinstance(model, LiteRTModel):
-        _check_input_shape(model.input_shape, data)
+        _check_fits(model.input_shape, int(model.output_details["shape"][-1]), data)
         lite = LiteRTModel(model.content, name=name, num_threads=threads, xnnpack=model.xnnpack)
         kernels = "LiteRT's built-in kernels" if not model.xnnpack else "XNNPACK"
         return _Subject(name, "litert", lite, f"LiteRT as given ({kernels})",
                         measure.correct(lite.predict(x_test), x_test, data.y_test),
                         lite.parameters(), lite.macs(), lite.sparsity())
     if isinstance(model, keras.Model):
-        _check_input_shape(model.input_shape[1:], data)
+        _check_fits(model.input_shape[1:], model.output_shape[-1], data)
         logits = model.predict(x_test, batch_size=THROUGHPUT_BATCH, verbose=0)
         lite = convert.to_litert(model, "float32", name=name, num_threads=threads)
         return _Subject(name, "keras", lite, "float32 LiteRT, converted from Keras (XNNPACK)",
@@ -148,6 +153,9 @@ def measure_together(models: Mapping[str, object], data, *, lesson: str, title: 
     reference = reference or next(iter(models))
     if reference not in models:
         raise KeyError(f"The reference {reference!r} is not one of the models: {', '.join(models)}.")
+    if len(data.x_test) == 0:
+        raise ValueError(f"The data ({data.source}) has no test images to measure the models on: "
+                         "load data with a test split.")
     profile = profile or profiles.current()
     threads = hardware.cpu_threads()
     x_test = np.asarray(normalise(data.x_test))

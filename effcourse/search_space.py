@@ -20,7 +20,7 @@ import tf_keras as keras
 from tf_keras import layers
 
 from . import convert, internals, latency, measure, profiles, recipes
-from .data import normalise, pipeline
+from .data import pipeline
 
 if TYPE_CHECKING:
     import optuna
@@ -217,8 +217,7 @@ def measure_costs(model: keras.Model, calibration: "ImageData | np.ndarray", *, 
     search workers may share the machine's cores)."""
     int8 = convert.to_litert(_sized_as_trained(model), "int8", data=calibration, num_threads=threads)
     images = calibration.x_train if hasattr(calibration, "x_train") else np.asarray(calibration)
-    image = normalise(images[0]) if images.dtype == np.uint8 else images[0].astype(np.float32)
-    timing = latency.latency(int8.single_image_runner(image), runs=latency_runs, warmup=warmup, threads=threads)
+    timing = latency.latency(int8.single_image_runner(images[0]), runs=latency_runs, warmup=warmup, threads=threads)
     return Costs(macs=measure.macs(model)[0], parameters=measure.parameters(model)[0], **_int8_costs(int8.content),
                  latency_ms=timing.median_ms, latency_threads=threads)
 

@@ -146,3 +146,18 @@ def test_kernel_sparsity_counts_zeros_in_kernels_only():
 def test_kernel_sparsity_of_a_model_without_kernels_is_zero():
     model = keras.Sequential([keras.Input(shape=SHAPE), layers.BatchNormalization(), layers.ReLU()])
     assert kerasutil.kernel_sparsity(model) == 0.0
+
+
+def test_unwrap_looks_through_the_toolkit_wrappers_only():
+    """Keras's own wrappers are layers in their own right: Bidirectional holds an unbuilt template."""
+    recurrent = keras.Sequential([
+        keras.Input((5, 3)),
+        layers.Bidirectional(layers.LSTM(4, return_sequences=True), name="bi"),
+        layers.TimeDistributed(layers.Dense(2), name="td"),
+    ])
+    assert [kerasutil.unwrap(layer) for layer in recurrent.layers] == recurrent.layers
+    assert kerasutil.weighted_layers(recurrent) == []
+    clustered = tfmot.clustering.keras.cluster_weights(kerasutil.clone(qat_friendly()), number_of_clusters=4)
+    qat = tfmot.quantization.keras.quantize_model(kerasutil.clone(qat_friendly()))
+    for wrapped in (clustered, qat):
+        assert [inner.name for _, inner in kerasutil.weighted_layers(wrapped)] == ["conv", "dw", "dense"]

@@ -124,3 +124,64 @@ def test_accuracy_and_agreement_for_keras_litert_and_logits():
     assert measure.agreement(model, -logits, images) < 0.5
     with pytest.raises(ValueError, match="rows of logits for 40 images"):
         measure.agreement(model, logits[:10], images)
+
+
+def test_labels_are_one_per_image_the_keras_column_too():
+    labels = np.arange(40) % 10
+    logits = 5.0 * np.eye(10)[labels]  # perfect: the logits path counts the images, never runs them
+    images = np.zeros((40, 32, 32, 3), np.uint8)
+    assert measure.accuracy(logits, images, labels[:, None]) == 1.0  # (N, 1), as cifar10.load_data gives them
+    np.testing.assert_array_equal(measure.correct(logits, images, labels[:, None]), np.ones(40, bool))
+    with pytest.raises(ValueError, match="1 labels for 40 images"):
+        measure.accuracy(logits, images, labels[:1])
+    with pytest.raises(ValueError, match="39 labels for 40 images"):
+        measure.correct(logits, images, labels[:39])
+    with pytest.raises(ValueError, match=r"shape \(40, 10\).*np.argmax"):
+        measure.accuracy(logits, images, np.eye(10)[labels])  # one-hot
+
+
+def test_float_images_of_unnormalised_pixels_are_refused():
+    model = models.reference_cnn()
+    images = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+    images[0, 0, 0, 0] = 255
+    with pytest.raises(ValueError, match=r"uint8 pixels or floats in \[0, 1\], got float32 values up to 255.*x / 255"):
+        measure.predicted_labels(model, images.astype(np.float32))
+    labels = measure.predicted_labels(model, images)
+    assert measure.accuracy(model, images.astype(np.float32) / 255, labels) == 1.0
+    with pytest.raises(ValueError, match="No images to classify: a split of the data may be empty"):
+        measure.accuracy(model, images[:0], labels[:0])  # numpy's "need at least one array to concatenate"
+
+
+def test_layers_in_keras_own_wrappers_are_counted_or_refused_not_miscounted():
+    model = keras.Sequential([keras.Input((5, 3)), layers.Bidirectional(layers.LSTM(4)), layers.Dense(2)])
+    assert measure.parameters(model)[0] == model.count_params() == 2 * 4 * (4 * (3 + 4 + 1)) + 8 * 2 + 2
+    with pytest.raises(measure.MeasureError, match="Bidirectional"):
+        measure.macs(model)
+
+
+def test_macs_without_a_fixed_input_size_is_a_clear_error():
+    model = keras.Sequential([keras.Input((None, None, 3)), layers.Conv2D(4, 3), layers.GlobalAveragePooling2D(),
+                              layers.Dense(2)])
+    with pytest.raises(measure.MeasureError, match=r"'conv2d.*fixed input size.*input_shape=\(32, 32, 3\)"):
+        measure.macs(model)
+    assert measure.parameters(model)[0] == model.count_params()
+
+
+def test_quantization_and_clustering_wrappers_are_refused_pruning_wrappers_counted():
+    import tensorflow_model_optimization as tfmot
+
+    from effcourse import kerasutil
+
+    def small():
+        return keras.Sequential([keras.Input((8, 8, 3)), layers.Conv2D(4, 3), layers.ReLU(), layers.Flatten(),
+                                 layers.Dense(2)])
+
+    plain = small()
+    pruned = tfmot.sparsity.keras.prune_low_magnitude(kerasutil.clone(plain))
+    assert measure.parameters(pruned) == measure.parameters(plain) and measure.macs(pruned) == measure.macs(plain)
+    clustered = tfmot.clustering.keras.cluster_weights(
+        small(), number_of_clusters=4, cluster_centroids_init=tfmot.clustering.keras.CentroidInitialization.LINEAR)
+    for wrapped in (tfmot.quantization.keras.quantize_model(small()), clustered):
+        for count in (measure.parameters, measure.macs):  # (117, 109) and (6, 0) parameters uncaught
+            with pytest.raises(measure.MeasureError, match="strip_clustering.*to_litert"):
+                count(wrapped)

@@ -108,6 +108,15 @@ def test_kernels_of_a_quantization_aware_model(model):
     np.testing.assert_allclose(next(iter(found.values())), model.layers[0].kernel.numpy())
 
 
+def test_bit_width_sweep_takes_uint8_pixels_and_refuses_unnormalised_floats(model):
+    pixels = np.random.default_rng(1).integers(0, 256, size=(32, 8, 8, 3), dtype=np.uint8)
+    labels = np.argmax(model.predict(pixels / np.float32(255), verbose=0), axis=-1)
+    table = quant.bit_width_sweep(model, pixels, labels, bits=(8,))
+    assert table.iloc[0]["accuracy"] == 1.0, "uint8 pixels are normalised as the model was trained"
+    with pytest.raises(ValueError, match="bit_width_sweep takes uint8 pixels or floats in \\[0, 1\\].*x / 255"):
+        quant.bit_width_sweep(model, pixels.astype(np.float32), labels, bits=(8,))
+
+
 def test_bit_width_sweep_table(model, images):
     labels = np.argmax(model.predict(images, verbose=0), axis=-1)  # the float model is 100% right
     before = model.get_weights()

@@ -159,3 +159,20 @@ def test_measure_together_refuses_what_it_cannot_measure(tiny_model, tiny_data):
         measure_together({}, tiny_data, lesson="00", profile=PROFILE)
     with pytest.raises(KeyError, match="reference"):
         measure_together({"a": tiny_model}, tiny_data, lesson="00", reference="b", profile=PROFILE)
+
+
+def test_a_model_of_other_classes_is_a_clear_error(tiny_data):
+    two = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)])
+    with pytest.raises(ValueError, match="scores 2 classes, but the data has 10"):
+        report_card(two, tiny_data, name="two", lesson="00", profile=PROFILE, record=False)
+    lite = LiteRTModel(tf.lite.TFLiteConverter.from_keras_model(two).convert())
+    with pytest.raises(ValueError, match="scores 2 classes, but the data has 10"):
+        report_card(lite, tiny_data, name="two", lesson="00", profile=PROFILE, record=False)
+
+
+def test_data_without_test_images_is_a_clear_error(tiny_model, tiny_data):
+    empty = dataclasses.replace(tiny_data, x_test=tiny_data.x_test[:0], y_test=tiny_data.y_test[:0])
+    with pytest.raises(ValueError, match="no test images"):
+        measure_together({"tiny": tiny_model}, empty, lesson="00", profile=PROFILE, record=False)
+    with pytest.raises(ValueError, match="no test images"):
+        report_card(tiny_model, empty, name="tiny", lesson="00", profile=PROFILE, record=False)
