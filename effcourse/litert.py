@@ -11,14 +11,16 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 from . import _silenced_stderr, hardware, internals, latency, measure, paths, profiles
+from .data import model_input
 from .measure import LayerMacs, MeasureError
 
 
 class LiteRTModel:
     """A converted (.tflite) model with Keras-like `predict`, handling quantized inputs and outputs.
 
-    `predict` takes float images in [0, 1] and returns float logits whatever the model's
-    input and output types are (float32, or int8/uint8 with their scale and zero point).
+    `predict` takes uint8 images or float images in [0, 1] (see `data.model_input`) and returns float
+    logits whatever the model's input and output types are (float32, or int8/uint8 with their
+    scale and zero point).
     `xnnpack=False` runs LiteRT's built-in kernels instead of its default XNNPACK delegate.
     """
 
@@ -83,8 +85,8 @@ class LiteRTModel:
         return SingleImageRunner(self, image)
 
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """Float logits for float images in [0, 1], `batch_size` images per invocation."""
-        x = np.asarray(x, dtype=np.float32)
+        """Float logits for uint8 images or float images in [0, 1], `batch_size` images per invocation."""
+        x = model_input(x, self.name)
         if x.shape[1:] != self.input_shape:
             raise ValueError(f"{self.name} expects images of shape {self.input_shape}, got {x.shape[1:]}.")
         if self._batch is None or self._batch[0] != batch_size:
@@ -284,7 +286,12 @@ class SingleImageRunner:
 
     def __init__(self, model: LiteRTModel, image: np.ndarray):
         self.model = model
-        self._x = model._quantize_input(np.asarray(image)[None])
+        image = np.asarray(image)
+        if image.shape != model.input_shape:
+            hint = ": pass one of its images, e.g. images[0]" if image.shape[1:] == model.input_shape else ""
+            raise ValueError(f"{model.name} runs one image of shape {model.input_shape} at a time (not a batch), "
+                             f"got shape {image.shape}{hint}.")
+        self._x = model._quantize_input(model_input(image, model.name)[None])
         self.renew()
 
     def renew(self) -> None:

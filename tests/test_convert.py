@@ -1,13 +1,15 @@
 """Keras to LiteRT: the converters lesson 03 teaches, as the package builds them for every other lesson."""
+import warnings
+
 import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from effcourse import convert
+from effcourse import convert, paths
 from effcourse.data import ImageData
 from effcourse.litert import LiteRTModel
-from tiny import SHAPE
+from tiny import SHAPE, small_model
 
 
 def tiny_data(n=30) -> ImageData:
@@ -72,6 +74,67 @@ def test_bad_requests_are_clear_errors(model):
         def call(self, x):
             return tf.py_function(lambda t: t, [x], tf.float32)
 
-    odd = keras.Sequential([keras.Input(SHAPE), Unconvertible()])
-    with pytest.raises(convert.ConversionError, match="could not be converted"):
+    odd = keras.Sequential([keras.Input(SHAPE), Unconvertible(name="odd_layer")])
+    with pytest.raises(convert.ConversionError, match=r"could not be converted.*EagerPyFunc, from layer 'odd_layer' "
+                                                      r"\(Unconvertible\)"):
         convert.to_litert(odd)
+
+
+def test_the_calibration_set_is_refused_when_empty_or_unnormalised_and_warned_about_when_small(model):
+    with pytest.raises(ValueError, match="No calibration images"):
+        convert.to_litert(model, "int8", data=np.zeros((0, *SHAPE), np.uint8))
+    with pytest.raises(ValueError, match=r"Calibration takes uint8 pixels or floats in \[0, 1\].*x / 255"):
+        convert.representative_dataset(np.full((4, *SHAPE), 200.0))
+    with pytest.warns(UserWarning, match="Calibrating int8 on 1 images: .* fewer than 100 may be poor"):
+        convert.representative_dataset(np.zeros((1, *SHAPE), np.uint8))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        convert.representative_dataset(tiny_data(convert.MIN_CALIBRATION_IMAGES))
+
+
+def test_calibration_images_must_have_the_models_input_shape(model):
+    with pytest.raises(ValueError, match=r"Calibration images of shape \(4, 4, 3\) for a model that takes \(8, 8, 3\)"):
+        convert.to_litert(model, "int8", data=np.zeros((120, 4, 4, 3), np.uint8))
+
+
+def test_only_a_keras_model_that_knows_its_input_shape_converts():
+    with pytest.raises(TypeError, match=r"not the path 'model.h5': load it first .*keras.models.load_model"):
+        convert.to_litert("model.h5")
+
+    class Subclassed(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.logits = keras.layers.Dense(2)
+
+        def call(self, x):
+            return self.logits(x)
+
+    subclassed = Subclassed()
+    with pytest.raises(convert.ConversionError, match=r"never been called.*call it on a batch of images first"):
+        convert.to_litert(subclassed)
+    x = np.full((2, 4), 0.5, np.float32)
+    expected = subclassed(x).numpy()  # its first call tells its input shape
+    np.testing.assert_allclose(convert.to_litert(subclassed).predict(x), expected, atol=1e-5)
+
+
+def test_conversion_errors_advise_what_fits_the_cause():
+    import tensorflow_model_optimization as tfmot
+
+    recurrent = keras.Sequential([keras.Input((4, 2)), keras.layers.LSTM(2, name="recurrent")])
+    with pytest.raises(convert.ConversionError) as lstm:
+        convert.to_litert(recurrent)
+    message = str(lstm.value)
+    assert "TensorListReserve, from layer 'recurrent' (LSTM)" in message
+    assert "strip" not in message.lower() and str(paths.CHECKOUT) not in message and ".venv" not in message
+    with pytest.raises(convert.ConversionError, match=r"training wrappers; strip them first \(tfmot.sparsity.keras.strip_pr"):
+        convert.to_litert(tfmot.sparsity.keras.prune_low_magnitude(small_model()))
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        mixed = small_model()
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    with pytest.raises(convert.ConversionError, match=r"computes in float16 \(mixed precision\); convert its training.float32"):
+        convert.to_litert(mixed)
+    elsewhere = RuntimeError(f"{paths.CHECKOUT / '.venv/lib/ops.py'}:3:1: error: something else\nmore")
+    assert convert._advice(small_model(), elsewhere) == ("RuntimeError: .venv/lib/ops.py:3:1: error: something else. "
+                                                         "Measure a model made of the layers LiteRT supports.")

@@ -5,7 +5,7 @@ from tf_keras import layers
 
 from effcourse import internals, kerasutil, litert, measure, models
 from effcourse.litert import LiteRTModel
-from tiny import lite_bytes, pruned_copy, small_images
+from tiny import SHAPE, lite_bytes, pruned_copy, small_images
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +62,28 @@ def test_bad_inputs_are_clear_errors(tmp_path, keras_model, images):
     lite = LiteRTModel(lite_bytes(keras_model))
     with pytest.raises(ValueError, match="expects images of shape"):
         lite.predict(images[:, :16, :16])
+
+
+def test_predict_normalises_uint8_pixels_and_refuses_unnormalised_floats(model):
+    lite = LiteRTModel(lite_bytes(model), num_threads=1)
+    pixels = np.random.default_rng(3).integers(0, 256, (6, *SHAPE), dtype=np.uint8)
+    np.testing.assert_allclose(lite.predict(pixels), model.predict(pixels / 255.0, verbose=0), atol=1e-4)
+    with pytest.raises(ValueError, match=r"uint8 pixels or floats in \[0, 1\], got float32 values up to .*x / 255"):
+        lite.predict(pixels.astype(np.float32))
+
+
+def test_single_image_runner_checks_the_image_shape(model):
+    from effcourse import profiles
+
+    lite = LiteRTModel(lite_bytes(model), num_threads=1)
+    images = small_images(2)
+    with pytest.raises(ValueError, match=r"one image of shape \(8, 8, 3\) at a time \(not a batch\), got shape "
+                                         r"\(1, 8, 8, 3\): pass one of its images, e.g. images\[0\]"):
+        lite.single_image_runner(images[:1])
+    with pytest.raises(ValueError, match=r"^a runs one image of shape \(8, 8, 3\) at a time .* \(8, 8, 2\)\.$"):
+        litert.compare({"a": lite}, images[0, ..., :2], profile=profiles.get("smoke"), threads=1)
+    pixels = (images[0] * 255).astype(np.uint8)  # uint8 pixels normalised, as predict does
+    np.testing.assert_allclose(lite.single_image_runner(pixels)(), lite.predict(pixels[None]), atol=1e-5)
 
 
 def test_ops_and_side_by_side_comparison(keras_model, images):
