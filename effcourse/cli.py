@@ -21,7 +21,8 @@ def _cell(value, width: int) -> str:
 
 def format_comparison(comparison: dict, width: int = WIDTH) -> str:
     """One recorded comparison as a text table under `width` columns: per model, accuracy and
-    its verdict against the reference, gzipped size, latency ratio with its 95% CI and verdict."""
+    its verdict against the reference, gzipped size, latency ratio with its 95% CI and verdict
+    (a figure its record lacks shows as –)."""
     columns = [("accuracy %", "acc %", 6), ("vs ref (points)", "Δ pts", 6), ("accuracy verdict", "acc.", 6),
                ("gzip KiB", "gz KiB", 7), ("latency x ref", "lat. x", 6), ("latency CI", "95% CI", 9),
                ("speed verdict", "speed", 8)]
@@ -29,8 +30,8 @@ def format_comparison(comparison: dict, width: int = WIDTH) -> str:
     lines = [comparison["title"],
              f"{'model':<{name_width}} " + " ".join(f"{head:>{w}}" for _, head, w in columns)]
     for row in comparison["rows"]:
-        cells = " ".join(f"{_cell(row[key], w):>{w}}" for key, _, w in columns)
-        lines.append(f"{_cell(row['model'], name_width):<{name_width}} {cells}")
+        cells = " ".join(f"{_cell(row.get(key, '–'), w):>{w}}" for key, _, w in columns)
+        lines.append(f"{_cell(row.get('model', '–'), name_width):<{name_width}} {cells}")
     lines += textwrap.wrap(comparison["conditions"], width)
     return "\n".join(lines)
 
@@ -57,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="execute the lesson notebooks headlessly and print their comparisons")
     run.add_argument("--profile", help=f"one of {', '.join(profiles.PROFILES)} (default: ${profiles.ENV_VAR} or {profiles.DEFAULT})")
-    run.add_argument("--only", nargs="+", metavar="NN", help="run only lessons whose names start with these, e.g. 01 03")
+    run.add_argument("--only", nargs="+", metavar="NN",
+                     help="run only these lessons (their numbers, or how their names start), e.g. 01 03")
     run.add_argument("--inplace", action="store_true", help="store outputs in notebooks/ (to refresh the committed outputs)")
     compare = sub.add_parser("compare", help="print the recorded comparisons of models measured together")
     compare.add_argument("--lesson")
@@ -77,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         return _worker(args)
     try:
         if args.command == "run":
-            runs, started = course.run(args.profile, only=args.only, inplace=args.inplace)
+            runs, started = course.run(args.profile, only=_lessons(args.only), inplace=args.inplace)
             print("\nWall time and peak memory per notebook:")
             for r in runs:
                 peak = f"{r.peak_mib:,.0f} MiB" if r.peak_mib else "unknown"
@@ -86,10 +88,22 @@ def main(argv: list[str] | None = None) -> int:
             _print_comparisons(results.load_comparisons(since=started))
         else:
             _print_comparisons(results.load_comparisons(**({"lesson": args.lesson} if args.lesson else {})))
-    except (course.CourseError, profiles.ProfileError) as err:
+    except (course.CourseError, profiles.ProfileError, paths.WorkdirError) as err:
         print(f"effcourse: {err}", file=sys.stderr)
         return 1
     return 0
+
+
+def _lessons(only: list[str] | None) -> list[str] | None:
+    """--only's values as the starts of lesson names: a number is a lesson's, in two digits (1: 01)."""
+    if not only:
+        return None
+    prefixes = [f"{int(value):02d}" if value.isascii() and value.isdigit() else value for value in only]
+    unnamed = [value for value, prefix in zip(only, prefixes) if prefix in ("", "00")]
+    if unnamed:
+        raise course.CourseError(f"--only {' '.join(map(repr, unnamed))} names no lesson: lessons are numbered "
+                                 "from 01; give their numbers, e.g. --only 01 03.")
+    return prefixes
 
 
 def _worker(args) -> int:
@@ -103,7 +117,7 @@ def _worker(args) -> int:
     try:
         study = search.create_or_load(args.study, args.storage, **settings)
         done = search.run_worker(study, args.trials)
-    except (search.SearchError, profiles.ProfileError, DataError) as err:
+    except (search.SearchError, profiles.ProfileError, DataError, paths.WorkdirError) as err:
         print(f"effcourse: {err}", file=sys.stderr)
         return 1
     print(f"Study {args.study!r} has its {args.trials} trials; this worker completed {len(done)} of them.")

@@ -33,6 +33,9 @@ WATTS_ENV_VAR = "EFFCOURSE_WATTS_PER_CORE"
 # calculator (Lannelongue, Grealey & Inouye, Advanced Science 2021). A 15 W 4-core laptop chip
 # gives ~4 W, a 65 W 8-core desktop ~8 W, a 280 W 64-core server ~4.4 W: 5 W sits among them.
 DEFAULT_WATTS_PER_CORE = 5.0
+# A core draws watts to tens of watts (a 180 W 8-core server chip: 22 W each): a figure above this
+# is a typo, milliwatts or a whole machine's watts, and would make every estimate absurd.
+MAX_WATTS_PER_CORE = 1000.0
 # The estimate's uncertainty, as a factor: the energy is likely between figure / 2 and figure x 2
 # (TDP is a design figure, and a core's real power depends on the CPU, its clock and the work).
 ESTIMATE_UNCERTAINTY = 2.0
@@ -378,21 +381,23 @@ class Estimate(Counter):
         # scheduler tick of at most 10 ms, the coarsest common resolution.
         self.update_s = WINDOWS_TICK_S if sys.platform == "win32" else 0.01
         if watts_per_core is not None:
-            source = "the watts_per_core argument"
+            source, setting = "the watts_per_core argument", f"watts_per_core={watts_per_core!r}"
         elif WATTS_ENV_VAR in os.environ:
             watts_per_core = os.environ[WATTS_ENV_VAR]
+            source, setting = WATTS_ENV_VAR, f"{WATTS_ENV_VAR}={watts_per_core!r}"
             if not positive_number(watts_per_core):
-                raise Unavailable(
-                    f"{WATTS_ENV_VAR}={watts_per_core!r} is not a positive number of watts per "
-                    "core; set it to e.g. 5.0, or unset it"
-                )
-            source = WATTS_ENV_VAR
+                raise Unavailable(f"{setting} is not a positive number of watts per core; set it to e.g. 5.0, "
+                                  "or unset it")
         else:
-            watts_per_core = DEFAULT_WATTS_PER_CORE
+            watts_per_core, setting = DEFAULT_WATTS_PER_CORE, "the default"
             source = ("the default, TDP / cores of common CPUs as in the Green Algorithms "
                       f"calculator, Lannelongue et al. 2021; set {WATTS_ENV_VAR} to your CPU's "
                       "TDP / cores")
         self.watts = float(watts_per_core)
+        if self.watts > MAX_WATTS_PER_CORE:
+            raise Unavailable(f"{setting} is not a plausible power per core: no CPU core draws more than "
+                              f"{MAX_WATTS_PER_CORE:,.0f} W (milliwatts, or a whole machine's watts?); give "
+                              "your CPU's TDP / cores, e.g. 5.0")
         watts = f"{self.watts:.1f}" if round(self.watts, 1) == self.watts else f"{self.watts:g}"
         self.label = f"estimated: CPU time x {watts} W/core"
         self.description = (

@@ -109,9 +109,19 @@ def _call(function: Callable, *args, described: str):
 def _whole_number(answer, described: str) -> int:
     if isinstance(answer, (bool, np.bool_)) or not isinstance(answer, (int, np.integer, float, np.floating)):
         raise Wrong(f"For {described} your function returned {type(answer).__name__}; expected a number.")
-    if float(answer) != int(answer) or answer < 0:
+    whole = float(answer).is_integer() if isinstance(answer, (float, np.floating)) else True  # not nan, not inf
+    if not whole or answer < 0:
         raise Wrong(f"For {described} your function returned {answer}; a count is a whole number, not negative.")
     return int(answer)
+
+
+def _array(answer, described: str, what: str) -> np.ndarray:
+    """The learner's `what` as a numpy array, or why it cannot be one."""
+    try:
+        return np.asarray(answer)
+    except (ValueError, TypeError):  # ValueError: nested lists of different lengths
+        raise Wrong(f"For {described} your {what} ({type(answer).__name__}) cannot be read as an array: "
+                    "its rows differ in length, or it holds something other than numbers.") from None
 
 
 # Lesson 01 ------------------------------------------------------------------------------
@@ -186,7 +196,7 @@ def _check_two_of_four_mask(function: Callable) -> None:
     for seed, shape in [(0, (3, 3, 8, 16)), (1, (64, 10)), (2, (1, 1, 4, 4))]:
         weights = _kernel(seed, shape)
         described = f"a {shape} kernel"
-        mask = np.asarray(_call(function, weights.copy(), described=described))
+        mask = _array(_call(function, weights.copy(), described=described), described, "mask")
         if mask.shape != weights.shape:
             raise Wrong(f"For {described} your mask has shape {mask.shape}; it must have the weights' shape.")
         if not (mask.dtype == bool or np.isin(mask, (0, 1)).all()):
@@ -220,7 +230,10 @@ def _check_quantize_per_channel(function: Callable) -> None:
         answer = _call(function, kernel.copy(), described=described)
         if not (isinstance(answer, tuple) and len(answer) == 2):
             raise Wrong(f"For {described} return two things: the int8 values and the scales.")
-        q, scale = (np.asarray(a) for a in answer)
+        q, scale = _array(answer[0], described, "integers"), _array(answer[1], described, "scales")
+        if q.dtype.kind not in "iuf" or scale.dtype.kind not in "iuf":  # whole or floating-point numbers
+            raise Wrong(f"For {described} your function returned {q.dtype} integers and {scale.dtype} scales; "
+                        "both must be numbers.")
         if q.shape != kernel.shape:
             raise Wrong(f"For {described} your integers have shape {q.shape}; they need the kernel's shape.")
         if not np.issubdtype(q.dtype, np.integer) and not np.array_equal(q, np.round(q)):
@@ -264,8 +277,8 @@ def _float16_zeros(values: np.ndarray, scale: float) -> int:
 def _check_smallest_loss_scale(function: Callable) -> None:
     for described, gradient in _GRADIENTS:
         answer = _call(function, np.copy(gradient), described=described)
-        value = np.asarray(answer)
-        if value.size != 1 or not np.issubdtype(value.dtype, np.number) or np.issubdtype(value.dtype, np.bool_):
+        value = _array(answer, described, "scale")
+        if value.size != 1 or value.dtype.kind not in "iuf":  # one whole or floating-point number
             raise Wrong(f"For {described} your function returned {type(answer).__name__}; expected one number, the scale.")
         scale = float(value.reshape(()))
         if not np.isfinite(scale) or scale < 1 or 2.0 ** round(np.log2(scale)) != scale:
@@ -303,8 +316,8 @@ def _mean_cross_entropy(p: np.ndarray, q: np.ndarray) -> float:
 
 
 def _number(answer, described: str) -> float:
-    value = np.asarray(answer)
-    if value.size != 1 or not np.issubdtype(value.dtype, np.number):
+    value = _array(answer, described, "answer")
+    if value.size != 1 or value.dtype.kind not in "iuf":
         raise Wrong(f"For {described} your function returned {type(answer).__name__} of shape {value.shape}; "
                     "expected one number, the loss averaged over the batch.")
     return float(value.reshape(()))
@@ -382,7 +395,7 @@ _FRONTS = {  # (accuracies, MACs in millions, which are Pareto-optimal)
 def _check_pareto_front(function: Callable) -> None:
     for what, (accuracy, macs, right) in _FRONTS.items():
         described = f"{what} (accuracy {accuracy}, MACs in millions {macs})"
-        got = np.asarray(_call(function, np.array(accuracy), np.array(macs), described=described))
+        got = _array(_call(function, np.array(accuracy), np.array(macs), described=described), described, "answer")
         if got.shape != (len(accuracy),) or got.dtype != bool:
             raise Wrong(f"For {described} your function returned {got.dtype} of shape {got.shape}; expected "
                         f"{len(accuracy)} booleans, one per model.")

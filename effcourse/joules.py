@@ -18,7 +18,8 @@ processes included; one window can be disturbed. So the method is:
 Joules per inference at a stated batch size come from `items_per_call` (images per call);
 joules per training epoch from calls that each train `batch / training images` of an epoch.
 
-Stdlib, numpy and the package's `energy`, `stats` and `tabular` only: it runs where TensorFlow does not.
+Stdlib, numpy and the package's `energy` (with its `counters`), `stats` and `tabular` only: it runs where
+TensorFlow does not.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Callable, Mapping
 
 import numpy as np
 
-from . import energy, stats
+from . import counters, energy, stats
 from .tabular import TableDisplay
 
 if TYPE_CHECKING:
@@ -206,13 +207,23 @@ def measure_energy(works: Mapping[str, Callable[[], object]], *, items_per_call:
         raise ValueError(f"{IDLE!r} names the idle windows; call the work something else.")
     if repeats < MIN_REPEATS:
         raise ValueError(f"At least {MIN_REPEATS} repeats are needed for a spread; got {repeats}.")
-    if not window_s > 0:
-        raise ValueError(f"window_s must be positive, got {window_s}")
+    if not counters.positive_number(window_s):
+        raise ValueError(f"window_s must be positive and finite (seconds), got {window_s!r}")
+    if warmup_s is not None and not (counters.positive_number(warmup_s) or warmup_s == 0):
+        raise ValueError(f"warmup_s must be 0 or more seconds (finite), got {warmup_s!r}")
     reference = reference or next(iter(works))
     if reference not in works:
         raise KeyError(f"The reference {reference!r} is not one of {', '.join(works)}.")
-    meter = meter or energy.EnergyMeter(method)
     per_call = items_per_call if isinstance(items_per_call, Mapping) else {name: items_per_call for name in works}
+    missing = [name for name in works if name not in per_call]
+    if missing:
+        raise ValueError(f"items_per_call has no figure for {', '.join(map(repr, missing))}: give one per work, "
+                         "or one number for all.")
+    for name in works:
+        if not counters.positive_number(per_call[name]):
+            raise ValueError(f"items_per_call must be a positive, finite number of {unit}s per call; "
+                             f"got {per_call[name]!r} for {name!r}.")
+    meter = meter or energy.EnergyMeter(method)
     idle_j, idle_s, short = [], [], []
     subjects = {name: Subject(name, float(per_call[name]), idle_j=idle_j, idle_s=idle_s) for name in works}
     calls = {name: _calls_for(work, window_s, window_s / 5 if warmup_s is None else warmup_s)

@@ -9,6 +9,10 @@ ENV_VAR = "EFFCOURSE_WORKDIR"
 CHECKOUT = Path(__file__).resolve().parents[1]
 
 
+class WorkdirError(Exception):
+    """The working folder (or a folder in it) cannot be created or written, with what to do."""
+
+
 def workdir() -> Path:
     """The working folder (ignored by git): EFFCOURSE_WORKDIR, else `.effcourse/` in the
     course checkout, else `~/.effcourse` for an installed package."""
@@ -18,8 +22,24 @@ def workdir() -> Path:
         root = CHECKOUT / ".effcourse"
     else:
         root = Path.home() / ".effcourse"
-    root.mkdir(parents=True, exist_ok=True)
-    return root
+    return _writable(root)
+
+
+def _writable(folder: Path) -> Path:
+    """`folder`, created if missing; WorkdirError unless this process may write in it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        problem = "" if os.access(folder, os.W_OK | os.X_OK) else "is a folder you may not write in"
+    except FileExistsError:
+        problem = "is a file, not a folder"
+    except OSError as err:
+        problem = f"cannot be created ({err.strerror or type(err).__name__})"
+    if problem:
+        fix = (f"point {ENV_VAR} at a folder you may write (it is created if missing), or unset it"
+               if os.environ.get(ENV_VAR) else f"set {ENV_VAR} to a folder you may write (it is created if missing)")
+        raise WorkdirError(f"The course's working folder cannot be used: {display(folder)} {problem}. "
+                           f"To fix it, {fix}.")
+    return folder
 
 
 def _is_checkout() -> bool:
@@ -29,9 +49,7 @@ def _is_checkout() -> bool:
 
 def subdir(name: str) -> Path:
     """A named folder inside the working folder, created if missing."""
-    path = workdir() / name
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return _writable(workdir() / name)
 
 
 def display(path: str | os.PathLike, setting: str | None = None) -> str:

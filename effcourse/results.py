@@ -25,6 +25,9 @@ DEPLOYED = "deployed"  # the LiteRT files that comparisons measured, one per con
 BENCHMARKS = paths.CHECKOUT / "benchmarks" / "results"  # committed results of runs elsewhere (a GPU)
 # Cards for the same model, measured the same way on the same data and machine, replace each other.
 IDENTITY = ("model", "lesson", "kind", "profile", "data", "hardware")
+# What every recorded comparison and training comparison holds (report.Comparison.to_dict,
+# training.PolicyComparison.to_dict): a line of their store without it is skipped.
+SUMMARY = {"id": str, "title": str, "lesson": str, "timestamp": str, "conditions": str, "rows": list}
 
 
 @dataclass(repr=False)
@@ -125,19 +128,40 @@ def _append(name: str, record: dict) -> None:
         f.write(json.dumps(record, sort_keys=True) + "\n")
 
 
-def _read(name: str) -> list[dict]:
+def _read(name: str, shape: dict[str, type] | None = None) -> list[dict]:
+    """The records of a store file, one JSON object a line, each holding `shape`'s keys with
+    values of their types (a "rows" list holds objects). Other lines are skipped, with one warning."""
     path = store_path(name)
     if not path.exists():
         return []
-    records = []
+    records, skipped = [], []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError as err:
-            warnings.warn(f"Skipping unreadable line {number} of {paths.display(path)} ({err}).", stacklevel=3)
+            skipped.append(f"{number} ({err})")
+            continue
+        problem = _misshapen(record, shape or {})
+        if problem:
+            skipped.append(f"{number} ({problem})")
+        else:
+            records.append(record)
+    if skipped:
+        lines = "line " + skipped[0] if len(skipped) == 1 else "lines " + ", ".join(skipped)
+        warnings.warn(f"Skipping unreadable {lines} of {paths.display(path)}.", stacklevel=3)
     return records
+
+
+def _misshapen(record, shape: dict[str, type]) -> str:
+    """What keeps `record` from being a record of `shape` ("" if nothing)."""
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    wrong = [key for key, kind in shape.items() if not isinstance(record.get(key), kind)]
+    if "rows" in shape and not wrong and not all(isinstance(row, dict) for row in record["rows"]):
+        wrong = ["rows"]
+    return f"no {', '.join(wrong)} of the right type" if wrong else ""
 
 
 def record(card: ReportCard) -> None:
@@ -175,7 +199,7 @@ def record_comparison(summary: dict) -> None:
 
 def load_comparisons(*, since: str | None = None, **filters) -> list[dict]:
     """Recorded comparisons matching every filter (e.g. lesson="02"), oldest first."""
-    found = [c for c in _read(COMPARISONS) if all(str(c.get(k)) == str(v) for k, v in filters.items())]
+    found = [c for c in _read(COMPARISONS, SUMMARY) if all(str(c.get(k)) == str(v) for k, v in filters.items())]
     return [c for c in found if since is None or c.get("timestamp", "") >= since]
 
 
@@ -230,7 +254,7 @@ def record_training(summary: dict) -> None:
 
 def load_trainings(*, since: str | None = None, **filters) -> list[dict]:
     """Recorded training comparisons matching every filter (e.g. lesson="04"), oldest first."""
-    found = [c for c in _read(TRAININGS) if all(str(c.get(k)) == str(v) for k, v in filters.items())]
+    found = [c for c in _read(TRAININGS, SUMMARY) if all(str(c.get(k)) == str(v) for k, v in filters.items())]
     return [c for c in found if since is None or c.get("timestamp", "") >= since]
 
 

@@ -38,6 +38,7 @@ import contextlib
 import dataclasses
 import importlib.util
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -76,12 +77,18 @@ class SearchError(ValueError):
 # --------------------------------------------------------------------------- storages
 
 
+# What starts a URL: its scheme and a colon; a single letter is a Windows drive (C:), not a scheme.
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):")
+
+
 def storage_for(location: str | os.PathLike) -> optuna.storages.BaseStorage:
     """The Optuna storage at `location`: a database URL (postgresql://..., mysql://...,
-    sqlite:///...) or the path of a journal file (created if missing)."""
+    sqlite:///...; whatever starts with a word and a colon is read as one) or the path of a journal
+    file (created if missing)."""
     text = os.fspath(location)
-    if "://" in text:
-        return _database(text)
+    scheme = _SCHEME.match(text)
+    if scheme:
+        return _database(text, scheme.group(1))
     path = Path(text).expanduser()
     if path.is_dir():
         raise SearchError(f"{paths.display(path)} is a folder: give the path of a journal file in it, such as "
@@ -97,25 +104,38 @@ def storage_for(location: str | os.PathLike) -> optuna.storages.BaseStorage:
                           "choose a file you may write.") from err
 
 
-def _database(text: str) -> optuna.storages.RDBStorage:
+def _database(text: str, scheme: str) -> optuna.storages.RDBStorage:
     """An Optuna RDBStorage; a postgresql:// URL without a driver uses whichever of psycopg and
-    psycopg2 is installed (SQLAlchemy 2.0 defaults to psycopg2, 2.1 to psycopg)."""
+    psycopg2 is installed (SQLAlchemy 2.0 defaults to psycopg2, 2.1 to psycopg). No message
+    shows the URL's password."""
     from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
+    example = "postgresql://user:password@host:5432/db"
+    if not text.startswith(f"{scheme}://"):  # the rest is not shown: it may hold a password
+        raise SearchError(f"The storage {scheme}:... is not a database URL: write // after {scheme}:, as in "
+                          f"{example} (a journal file whose name starts with {scheme}: needs ./ before it).")
     try:
         url = make_url(text)
-    except ArgumentError as err:
-        raise SearchError(f"Not a database URL: {text!r} (expected e.g. postgresql://user:password@host/db).") from err
+    except (ArgumentError, ValueError) as err:
+        why = " (its port is not a number)" if isinstance(err, ValueError) else ""
+        raise SearchError(f"The storage {scheme}://... is not a database URL{why}: write it as {example}.") from None
+    shown = url.render_as_string(hide_password=True)
+    if url.get_backend_name() == "postgres":
+        raise SearchError(f"The storage {shown} names no database SQLAlchemy knows: write postgresql://, "
+                          "not postgres://.")
     if url.drivername == "postgresql":
         driver = next((d for d in ("psycopg", "psycopg2") if importlib.util.find_spec(d)), None)
         url = url.set(drivername=f"postgresql+{driver}") if driver else url
-    shown = url.render_as_string(hide_password=True)
     try:
         return optuna.storages.RDBStorage(url.render_as_string(hide_password=False))
-    except ModuleNotFoundError as err:
-        raise SearchError(f"The database driver {err.name} is not installed: for PostgreSQL, "
-                          "pip install 'effcourse[postgres]'.") from err
+    except ImportError as err:  # Optuna's, raised from the driver's ModuleNotFoundError
+        missing = getattr(err.__cause__, "name", None) or "its driver"
+        raise SearchError(f"Cannot open the study database {shown}: the database driver {missing} is not "
+                          "installed; for PostgreSQL, pip install 'effcourse[postgres]'.") from None
+    except NoSuchModuleError:
+        raise SearchError(f"Cannot open the study database {shown}: SQLAlchemy knows no database "
+                          f"{url.get_backend_name()!r}; write postgresql://, mysql:// or sqlite:///.") from None
     except Exception as err:  # SQLAlchemy's OperationalError and friends: server down, wrong password, ...
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise SearchError(f"Cannot open the study database {shown}: {reason}") from err

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -21,8 +22,13 @@ from .data import ImageData
 
 
 # Keras layers whose saved configuration names code to run: a Lambda's is Python bytecode,
-# the TF-op layers' any TensorFlow function by name. The course's recipes make none of them.
-CODE_LAYERS = ("Lambda", "TFOpLambda", "SlicingOpLambda")
+# the TF-op layers' any TensorFlow function by name, ClassMethod's any class method of TensorFlow,
+# InstanceMethod's and InstanceProperty's any method or attribute of their input, by name. The
+# course's recipes make none of them.
+CODE_LAYERS = ("Lambda", "TFOpLambda", "SlicingOpLambda", "ClassMethod", "InstanceMethod", "InstanceProperty")
+# What reading a damaged cache raises: h5py a KeyError for a missing group (the weights), Keras a
+# TypeError or AttributeError for a configuration of the wrong shape, json a ValueError.
+_DAMAGED = (OSError, ValueError, KeyError, TypeError, AttributeError)
 
 
 class UnsafeModelFile(Exception):
@@ -56,19 +62,36 @@ def trained(recipe: str, data: ImageData, profile: profiles.Profile | None = Non
         try:
             check_no_code(folder / "model.h5")
             model = recipes.compile_model(keras.models.load_model(folder / "model.h5", compile=False))
-            history = json.loads((folder / "history.json").read_text())
+            history = _json_object(folder / "history.json")
             meta = folder / "meta.json"  # older caches hold no training time: seconds is None
-            seconds = json.loads(meta.read_text()).get("seconds") if meta.exists() else None
+            seconds = _json_object(meta).get("seconds") if meta.exists() else None
             print(f"Loaded '{recipe}' from the model cache ({paths.display(folder)}).")
             return TrainedModel(model, history, recipe, True, folder, seconds)
-        except (OSError, ValueError, json.JSONDecodeError) as err:
-            print(f"The cached '{recipe}' model in {paths.display(folder)} is unreadable ({err}); training it again.")
+        except _DAMAGED as err:
+            print(f"The cached '{recipe}' model in {paths.display(folder)} is unreadable ({_reason(err, folder)}); "
+                  "training it again.")
     start = time.perf_counter()
     model, history = recipes.RECIPES[recipe](data, profile)
     seconds = time.perf_counter() - start
     history = {k: [float(v) for v in values] for k, values in history.items()}
     _save(folder, model, history, recipe, data, profile, seconds)
     return TrainedModel(model, history, recipe, False, folder, seconds)
+
+
+def _json_object(path: Path) -> dict:
+    """The JSON object a cache file holds (ValueError if it holds anything else)."""
+    value = json.loads(path.read_text())
+    if not isinstance(value, dict):
+        raise ValueError(f"{path.name} holds no JSON object")
+    return value
+
+
+def _reason(err: Exception, folder: Path) -> str:
+    """`Type: message` of `err`, with `folder` as the course prints it (h5py names absolute paths)."""
+    text = " ".join(str(err).split())
+    for form in (os.path.abspath(folder), str(folder)):  # the absolute form first: it may hold the other
+        text = text.replace(form, paths.display(folder))
+    return f"{type(err).__name__}: {text}"
 
 
 def check_no_code(path: Path) -> None:

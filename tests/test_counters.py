@@ -266,6 +266,24 @@ def test_estimate_env_override_and_bad_value(monkeypatch):
     assert Estimate(3.0).label == "estimated: CPU time x 3.0 W/core"  # the argument wins
 
 
+@pytest.mark.parametrize("value", ["1e300", "1001", "5000"])
+def test_estimate_refuses_an_implausible_power_per_core(monkeypatch, value):
+    monkeypatch.setenv(WATTS_ENV_VAR, value)
+    with pytest.raises(Unavailable, match=f"{WATTS_ENV_VAR}='{value}' is not a plausible power per core: no CPU "
+                                          "core draws more than 1,000 W"):
+        Estimate()
+    with pytest.raises(Unavailable, match="watts_per_core=1e[+]300 is not a plausible power per core"):
+        Estimate(1e300)
+    monkeypatch.setenv(WATTS_ENV_VAR, "1000")
+    assert Estimate().label == "estimated: CPU time x 1000.0 W/core"  # the most a label shows
+
+
+def test_energy_meter_says_why_an_implausible_estimate_is_not_used(monkeypatch):
+    monkeypatch.setenv(WATTS_ENV_VAR, "1e300")
+    with pytest.raises(EnergyError, match=f"estimate not available: {WATTS_ENV_VAR}='1e300' is not a plausible"):
+        EnergyMeter("estimate")
+
+
 @pytest.mark.parametrize("value, ok", [(5, True), ("2.5", True), (0, False), (-1, False),
                                        (float("inf"), False), ("x", False), (None, False)])
 def test_positive_number(value, ok):

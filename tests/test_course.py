@@ -1,4 +1,6 @@
 """The main job's runner and the command line, on tiny notebooks."""
+import json
+
 import nbformat
 import pytest
 
@@ -91,3 +93,39 @@ def test_cli_compare_with_empty_store(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv(paths.ENV_VAR, str(tmp_path))
     assert cli.main(["compare"]) == 0
     assert "No comparisons recorded" in capsys.readouterr().out
+
+
+def test_cli_compare_skips_records_of_the_wrong_shape(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(paths.ENV_VAR, str(tmp_path))
+    row = {"model": "small", "accuracy %": 71.5, "speed verdict": "faster"}  # a row lacking figures shows –
+    good = {"id": "a", "title": "Pruned against dense", "lesson": "02", "timestamp": "2026-01-01T00:00:00+00:00",
+            "conditions": "Measured together.", "rows": [row]}
+    (tmp_path / "comparisons.jsonl").write_text("\n".join(json.dumps(r) for r in ([1, 2], {"title": "x"}, good)) + "\n")
+    with pytest.warns(UserWarning, match=r"lines 1 .*, 2 .* of \$EFFCOURSE_WORKDIR/comparisons.jsonl"):
+        assert cli.main(["compare"]) == 0
+    out = capsys.readouterr().out
+    assert "Pruned against dense" in out and "small" in out and "faster" in out and "–" in out
+
+
+def test_cli_names_a_working_folder_it_cannot_use_without_a_traceback(tmp_path, monkeypatch, capsys):
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv(paths.ENV_VAR, str(tmp_path / "a-file"))
+    assert cli.main(["compare"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("effcourse: The course's working folder cannot be used: $EFFCOURSE_WORKDIR is a file")
+    assert "point EFFCOURSE_WORKDIR at a folder you may write" in err and str(tmp_path) not in err
+
+
+@pytest.mark.parametrize("only, asked", [(["1", "03"], ["01", "03"]), (["01_baseline"], ["01_baseline"])])
+def test_cli_run_reads_lesson_numbers_in_one_or_two_digits(monkeypatch, only, asked):
+    given = []
+    monkeypatch.setattr(course, "run", lambda profile, only, inplace: given.append(only) or ([], "2026"))
+    monkeypatch.setattr(cli, "_print_comparisons", lambda comparisons: None)
+    assert cli.main(["run", "--only", *only]) == 0
+    assert given == [asked]
+
+
+def test_cli_run_refuses_a_lesson_number_that_would_select_every_lesson(monkeypatch, capsys):
+    monkeypatch.setattr(course, "run", lambda *args, **kwargs: pytest.fail("ran lessons"))
+    assert cli.main(["run", "--only", "0"]) == 1
+    assert "--only '0' names no lesson: lessons are numbered from 01" in capsys.readouterr().err

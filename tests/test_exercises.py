@@ -131,3 +131,27 @@ def test_compressed_bits_names_each_part_left_out():
     assert "centroids" in check(lambda k, c: k.size + np.count_nonzero(k) * int(np.ceil(np.log2(c))))
     assert "needs no cluster index" in check(lambda k, c: k.size * (1 + int(np.ceil(np.log2(c)))) + 32 * c)
     assert "round log2(clusters) up" in check(lambda k, c: k.size + np.count_nonzero(k) * np.log2(c) + 32 * c)
+
+
+BROKEN = {  # answers of the wrong kind that must get "not yet" and what is wrong, never a crash of the checker
+    "conv_macs": [(lambda *a: float("nan"), "returned nan; a count is a whole number"),
+                  (lambda *a: float("inf"), "returned inf; a count is a whole number")],
+    "conv_parameters": [(lambda *a: np.float64("nan"), "returned nan"), (lambda *a: -np.inf, "returned -inf")],
+    "compressed_bits": [(lambda k, c: float("nan"), "returned nan"), (lambda k, c: float("inf"), "returned inf")],
+    "two_of_four_mask": [(lambda w: [[True, False], [True]], "your mask (list) cannot be read as an array")],
+    "quantize_per_channel": [(lambda k: ([[1, 2], [3]], np.ones(k.shape[-1])), "your integers (list) cannot be read"),
+                             (lambda k: (np.zeros(k.shape, np.int8), [[0.1], [0.1, 0.2]]), "your scales (list) cannot"),
+                             (lambda k: (np.full(k.shape, "7"), np.ones(k.shape[-1])), "both must be numbers")],
+    "smallest_loss_scale": [(lambda g: [[1.0], [2.0, 4.0]], "your scale (list) cannot be read as an array"),
+                            (lambda g: 1 + 1j, "expected one number, the scale")],
+    "distillation_loss": [(lambda s, t, y, temperature, alpha: [[1.0], [2.0, 3.0]], "your answer (list) cannot")],
+    "pareto_front": [(lambda a, m: [[True], [False, True]], "your answer (list) cannot be read as an array")],
+}
+
+
+@pytest.mark.parametrize("name, wrong, told", [pytest.param(name, wrong, told, id=f"{name}-{i}") for name, cases
+                                                in BROKEN.items() for i, (wrong, told) in enumerate(cases)])
+def test_an_answer_the_checker_cannot_use_is_told_not_yet_without_a_crash(name, wrong, told):
+    result = exercises.check(_named(name, wrong))
+    assert result.status == exercises.NOT_YET and told in result.message, result
+    assert result.message.startswith("For "), "the message names the input that failed"

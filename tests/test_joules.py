@@ -94,11 +94,33 @@ def test_per_epoch_figures_scale_with_items_per_call(gpu):
 @pytest.mark.parametrize("kwargs, error, match", [
     ({"repeats": 4}, ValueError, "At least 5 repeats"),
     ({"window_s": 0}, ValueError, "window_s must be positive"),
+    ({"window_s": float("inf")}, ValueError, "window_s must be positive and finite"),  # warmed up forever
+    ({"window_s": float("nan")}, ValueError, "window_s must be positive and finite"),
+    ({"warmup_s": float("inf")}, ValueError, "warmup_s must be 0 or more"),
     ({"reference": "missing"}, KeyError, "missing"),
+    ({"items_per_call": 0}, ValueError, "items_per_call must be a positive, finite number of inferences"),
+    ({"items_per_call": -32}, ValueError, "got -32 for 'work'"),
+    ({"items_per_call": float("inf")}, ValueError, "items_per_call must be a positive"),
+    ({"items_per_call": {"work": 0}}, ValueError, "items_per_call must be a positive"),
+    ({"items_per_call": {"other": 1}}, ValueError, "items_per_call has no figure for 'work'"),
 ])
 def test_bad_arguments_are_refused(kwargs, error, match):
+    ran = []
+
+    def work():
+        ran.append(1)
+        if len(ran) > 1000:  # without the check, window_s=inf would warm it up forever
+            raise RuntimeError("the work ran: the arguments were not refused up front")
+
     with pytest.raises(error, match=match):
-        joules.measure_energy({"work": lambda: None}, method="estimate", **kwargs)
+        joules.measure_energy({"work": work}, method="estimate", **kwargs)
+    assert not ran
+
+
+def test_a_dict_of_items_per_call_names_every_work_it_lacks():
+    with pytest.raises(ValueError, match=r"no figure for 'b', 'c': give one per work"):
+        joules.measure_energy({"a": lambda: None, "b": lambda: None, "c": lambda: None},
+                              items_per_call={"a": 32}, method="estimate")
 
 
 def test_names_must_not_clash_with_idle_and_there_must_be_work():

@@ -35,6 +35,39 @@ def test_workdir_setting_and_subdirs(tmp_path, monkeypatch):
     assert paths.subdir("models").is_dir()
 
 
+def test_a_working_folder_that_cannot_be_used_says_what_to_do(tmp_path, monkeypatch):
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv(paths.ENV_VAR, str(tmp_path / "a-file"))
+    with pytest.raises(paths.WorkdirError, match=r"\$EFFCOURSE_WORKDIR is a file, not a folder\. To fix it, point "
+                                                 "EFFCOURSE_WORKDIR at a folder you may write") as error:
+        paths.workdir()
+    monkeypatch.setenv(paths.ENV_VAR, str(tmp_path / "a-file" / "work"))
+    with pytest.raises(paths.WorkdirError, match=r"cannot be created \(Not a directory\)"):
+        paths.workdir()
+    monkeypatch.setenv(paths.ENV_VAR, str(tmp_path / "work"))
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "models").write_text("")
+    with pytest.raises(paths.WorkdirError, match=r"\$EFFCOURSE_WORKDIR/models is a file") as in_it:
+        paths.subdir("models")
+    assert str(tmp_path) not in str(error.value) + str(in_it.value)
+
+
+def test_an_unwritable_working_folder_says_what_to_do(clean_env, monkeypatch):
+    monkeypatch.setattr(paths, "CHECKOUT", fake_checkout(clean_env / "course"))
+    monkeypatch.setattr(paths.os, "access", lambda path, mode: False)  # as a user other than root sees it
+    with pytest.raises(paths.WorkdirError, match=r"\.effcourse is a folder you may not write in\. To fix it, set "
+                                                 "EFFCOURSE_WORKDIR to a folder you may write"):
+        paths.workdir()
+
+    def denied(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "mkdir", denied)
+    monkeypatch.setenv(paths.ENV_VAR, str(clean_env / "work"))
+    with pytest.raises(paths.WorkdirError, match=r"\$EFFCOURSE_WORKDIR cannot be created \(Permission denied\)"):
+        paths.workdir()
+
+
 def fake_checkout(folder: Path, complete: bool = True) -> Path:
     folder.mkdir(parents=True)
     (folder / "pyproject.toml").write_text("[project]\n")

@@ -25,6 +25,13 @@ def card(**changes) -> ReportCard:
     return dataclasses.replace(base, **changes)
 
 
+def summary(**changes) -> dict:
+    """A recorded comparison as report.Comparison.to_dict writes it."""
+    return {"id": "a", "title": "t", "lesson": "02", "reference": "m", "timestamp": "2026-01-01T00:00:00+00:00",
+            "profile": "smoke", "data": "SYNTHETIC", "conditions": "c", "files": {}, "rows": [{"model": "m"}],
+            **changes}
+
+
 def test_record_and_load_round_trip(workdir):
     c = card()
     results.record(c)
@@ -51,6 +58,30 @@ def test_unreadable_line_is_skipped_with_a_warning(workdir):
         assert len(results.load()) == 1
 
 
+def test_lines_of_the_wrong_shape_are_skipped_with_one_warning(workdir):
+    results.record(card())
+    with results.store_path().open("a") as f:
+        f.write("[1]\n\n42\n")
+    with pytest.warns(UserWarning, match=r"lines 2 \(not a JSON object\), 4 .* of \$EFFCOURSE_WORKDIR/results.jsonl"):
+        assert results.load() == [card()]
+    good = summary()
+    for record in ([1, 2], {"title": "x"}, {**good, "rows": [1]}, {**good, "timestamp": 5}, good):
+        results.record_comparison(record)
+        results.record_training(record)
+    with pytest.warns(UserWarning, match=r"lines 1 \(not a JSON object\), 2 \(no id, lesson, timestamp, conditions, "
+                                         r"rows of the right type\), 3 \(no rows .*\), 4 \(no timestamp .*\) of "):
+        assert results.load_comparisons(since="2026") == [good]
+    with pytest.warns(UserWarning, match="trainings.jsonl"):
+        assert results.load_trainings() == [good]
+
+
+def test_a_working_folder_that_cannot_be_used_is_named_with_the_fix(tmp_path, monkeypatch):
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv(paths.ENV_VAR, str(tmp_path / "a-file"))
+    with pytest.raises(paths.WorkdirError, match=r"\$EFFCOURSE_WORKDIR is a file, not a folder.*point EFFCOURSE_"):
+        results.load()
+
+
 def test_table_of_cards():
     table = results.table([card(), card(model="small", params=100, accuracy=0.45)])
     assert list(table["model"]) == ["m", "small"]
@@ -69,8 +100,8 @@ def test_an_estimated_energy_says_so_on_the_card():
 
 
 def test_comparisons_are_stored_and_filtered(workdir):
-    results.record_comparison({"id": "a", "lesson": "02", "timestamp": "2026-01-01T00:00:00+00:00", "rows": []})
-    results.record_comparison({"id": "b", "lesson": "03", "timestamp": "2026-01-02T00:00:00+00:00", "rows": []})
+    results.record_comparison(summary(id="a", lesson="02", timestamp="2026-01-01T00:00:00+00:00"))
+    results.record_comparison(summary(id="b", lesson="03", timestamp="2026-01-02T00:00:00+00:00"))
     assert [c["id"] for c in results.load_comparisons()] == ["a", "b"]
     assert [c["id"] for c in results.load_comparisons(lesson="03")] == ["b"]
     assert [c["id"] for c in results.load_comparisons(since="2026-01-01T12:00:00+00:00")] == ["b"]

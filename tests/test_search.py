@@ -321,6 +321,37 @@ def test_storage_errors_say_what_to_do(tmp_path):
     assert "secret" not in str(err.value)
 
 
+@pytest.mark.parametrize("storage, match", [
+    ("postgresql:effcourse@db", r"The storage postgresql:\.\.\. is not a database URL: write // after postgresql:"),
+    ("postgresql:/u:SECRET@host/db", r"postgresql://user:password@host:5432/db \(a journal file whose name starts"),
+    ("postgresql://u:SECRET@host:port/db", r"postgresql://\.\.\. is not a database URL \(its port is not a number\)"),
+    ("postgres://u:SECRET@host/db", r"postgres://u:\*\*\*@host/db names no .*write postgresql://, not postgres"),
+    ("mongodb://u:SECRET@host/db", r"mongodb://u:\*\*\*@host/db: SQLAlchemy knows no database 'mongodb'"),
+])
+def test_a_malformed_database_url_is_refused_without_its_password(tmp_path, monkeypatch, storage, match):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SearchError, match=match) as err:
+        search.storage_for(storage)
+    assert "SECRET" not in str(err.value) and "create it" not in str(err.value)
+    assert not list(tmp_path.iterdir())  # no journal file made of it
+
+
+def test_a_windows_drive_is_a_journal_path_not_a_url_scheme(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SearchError, match="No folder C:/studies for the journal file s.journal: create it first"):
+        search.storage_for("C:/studies/s.journal")
+    assert isinstance(search.storage_for("./postgresql:effcourse@db"), optuna.storages.JournalStorage)
+
+
+def test_a_missing_database_driver_names_the_install(monkeypatch):
+    for driver in ("psycopg", "psycopg2"):  # as on a machine without them, whatever this one has
+        monkeypatch.setitem(sys.modules, driver, None)
+    with pytest.raises(SearchError, match=r"postgresql://u:\*\*\*@127.0.0.1:1/db: the database driver psycopg2? is "
+                                          r"not installed; for PostgreSQL, pip install 'effcourse\[postgres\]'") as err:
+        search.storage_for("postgresql://u:SECRET@127.0.0.1:1/db")
+    assert "SECRET" not in str(err.value)
+
+
 def test_the_worker_command_reports_errors_in_one_line(tmp_path, capsys):
     code = cli.main(["worker", "--storage", str(tmp_path / "missing" / "s.journal"), "--study", "s", "--trials", "2"])
     assert code == 1 and capsys.readouterr().err.startswith("effcourse: No folder")

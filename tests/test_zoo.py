@@ -1,6 +1,8 @@
 """The trained-model cache: train once, load after, retrain when unreadable."""
 import dataclasses
+import json
 
+import h5py
 import numpy as np
 import pytest
 import tf_keras as keras
@@ -79,6 +81,51 @@ def test_a_cached_model_that_would_run_code_is_refused_before_loading(counting_r
     assert not marker.exists() and str(tmp_path) not in str(refused.value)
     assert keras.models.load_model(zoo.cache_path("tiny", tiny_data, PROFILE) / "model.h5") and marker.exists(), \
         "without the check, Keras runs the file's code"
+
+
+# Layers tf_keras rebuilds from a file's configuration that call what the file names.
+NAMED_CALLS = {"ClassMethod": {"cls_symbol": "RaggedTensor", "method_name": "from_row_splits"},
+               "InstanceMethod": {"attr_name": "with_values"}, "InstanceProperty": {"attr_name": "flat_values"}}
+
+
+@pytest.mark.parametrize("name", NAMED_CALLS)
+def test_layers_that_call_what_the_file_names_are_refused(counting_recipe, tiny_data, tmp_path, name):
+    config = {**NAMED_CALLS[name], "name": "named"}
+    assert type(keras.layers.deserialize({"class_name": name, "config": config})).__name__ == name  # Keras builds it
+    assert name in zoo.CODE_LAYERS
+    zoo.trained("tiny", tiny_data, PROFILE)
+    path = zoo.cache_path("tiny", tiny_data, PROFILE) / "model.h5"
+    with h5py.File(path, "r+") as file:
+        model = json.loads(file.attrs["model_config"])
+        model["config"]["layers"].append({"class_name": name, "config": config})
+        file.attrs["model_config"] = json.dumps(model)
+    with pytest.raises(zoo.UnsafeModelFile, match=f"{name} named.*delete its folder") as refused:
+        zoo.trained("tiny", tiny_data, PROFILE)
+    assert str(tmp_path) not in str(refused.value) and counting_recipe == ["smoke"]
+
+
+def test_a_cache_damaged_inside_is_trained_again_naming_no_absolute_path(counting_recipe, tiny_data, tmp_path, capsys):
+    def drop_weights(folder):
+        with h5py.File(folder / "model.h5", "r+") as file:
+            del file["model_weights"]
+
+    def config_a_list(folder):
+        with h5py.File(folder / "model.h5", "r+") as file:
+            file.attrs["model_config"] = json.dumps([1, 2])
+
+    damages = {"no weights": drop_weights, "a configuration that is a list": config_a_list,
+               "meta.json a list": lambda folder: (folder / "meta.json").write_text("[1]"),
+               "history.json a string": lambda folder: (folder / "history.json").write_text('"loss"'),
+               "no model file": lambda folder: (folder / "model.h5").unlink()}
+    zoo.trained("tiny", tiny_data, PROFILE)
+    capsys.readouterr()
+    for what, damage in damages.items():
+        damage(zoo.cache_path("tiny", tiny_data, PROFILE))
+        again = zoo.trained("tiny", tiny_data, PROFILE)
+        out = capsys.readouterr().out
+        assert not again.from_cache, what
+        assert "is unreadable (" in out and "training it again" in out and str(tmp_path) not in out, (what, out)
+    assert zoo.trained("tiny", tiny_data, PROFILE).from_cache and counting_recipe == ["smoke"] * 6
 
 
 def test_unknown_recipe_lists_known_ones(tiny_data):
