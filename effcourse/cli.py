@@ -62,18 +62,19 @@ def main(argv: list[str] | None = None) -> int:
                      help="run only these lessons (their numbers, or how their names start), e.g. 01 03")
     run.add_argument("--inplace", action="store_true", help="store outputs in notebooks/ (to refresh the committed outputs)")
     compare = sub.add_parser("compare", help="print the recorded comparisons of models measured together")
-    compare.add_argument("--lesson")
+    compare.add_argument("--lesson", metavar="NN", help="only this lesson's comparisons, e.g. 02")
     worker = sub.add_parser("worker", help="join an architecture search (lesson 06) and run its trials")
     worker.add_argument("--storage", required=True, help="a journal file path or a database URL (postgresql://...)")
-    worker.add_argument("--study", required=True, help="the study's name")
+    worker.add_argument("--study", required=True, help="the study's name (the lesson prints it)")
+    worker.add_argument("--new", action="store_true", help="create the study if the storage has none of that name")
     worker.add_argument("--trials", required=True, type=int, help="complete trials the study needs, all workers together")
-    worker.add_argument("--profile", help="for a new study: the profile it measures in (default: "
+    worker.add_argument("--profile", help="with --new, for a new study: the profile it measures in (default: "
                         f"${profiles.ENV_VAR} or {profiles.DEFAULT}); for an existing one it must match")
-    worker.add_argument("--goal", help="for a new study: front (accuracy and MACs, default) or best (accuracy alone)")
-    worker.add_argument("--sampler", help="for a new study: nsga2 (default), tpe or random")
-    worker.add_argument("--seed", type=int, help="for a new study: the sampler's seed (default 0)")
+    worker.add_argument("--goal", help="with --new, for a new study: front (accuracy and MACs, default) or best (accuracy alone)")
+    worker.add_argument("--sampler", help="with --new, for a new study: nsga2 (default), tpe or random")
+    worker.add_argument("--seed", type=int, help="with --new, for a new study: the sampler's seed (default 0)")
     worker.add_argument("--microcontroller", action="store_true",
-                        help="for a new study: keep within the microcontroller budget")
+                        help="with --new, for a new study: keep within the microcontroller budget")
     args = parser.parse_args(argv)
     if args.command == "worker":
         return _worker(args)
@@ -87,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
             print("\nModels measured together in this run:\n")
             _print_comparisons(results.load_comparisons(since=started))
         else:
-            _print_comparisons(results.load_comparisons(**({"lesson": args.lesson} if args.lesson else {})))
+            lesson = _lessons([args.lesson])[0] if args.lesson else None
+            _print_comparisons(results.load_comparisons(**({"lesson": lesson} if lesson else {})))
     except (course.CourseError, profiles.ProfileError, paths.WorkdirError) as err:
         print(f"effcourse: {err}", file=sys.stderr)
         return 1
@@ -107,7 +109,7 @@ def _lessons(only: list[str] | None) -> list[str] | None:
 
 
 def _worker(args) -> int:
-    """`effcourse worker`: join (or create) the study and run trials until it has enough."""
+    """`effcourse worker`: join the study (or, with --new, create it) and run trials until it has enough."""
     from . import search, search_space
     from .data import DataError
 
@@ -115,7 +117,7 @@ def _worker(args) -> int:
              "seed": args.seed, "budget": search_space.MICROCONTROLLER if args.microcontroller else None}
     settings = {name: value for name, value in given.items() if value is not None}
     try:
-        study = search.create_or_load(args.study, args.storage, **settings)
+        study = search.create_or_load(args.study, args.storage, create=args.new, **settings)
         done = search.run_worker(study, args.trials)
     except (search.SearchError, profiles.ProfileError, DataError, paths.WorkdirError) as err:
         print(f"effcourse: {err}", file=sys.stderr)

@@ -207,10 +207,11 @@ def _sampler(settings: Settings, seed: int | None) -> optuna.samplers.BaseSample
     return optuna.samplers.RandomSampler(seed=seed)
 
 
-def create_or_load(study_name: str, storage, **settings) -> optuna.Study:
+def create_or_load(study_name: str, storage, *, create: bool = True, **settings) -> optuna.Study:
     """The study `study_name` in `storage` (a storage, URL or journal path), created with these
-    `Settings` fields (the rest at their defaults) if it does not exist yet. An existing study
-    keeps its settings: a field given here must equal the stored one.
+    `Settings` fields (the rest at their defaults) if it does not exist yet and `create` allows
+    it (else a SearchError names the studies there: a mistyped name would start a search of
+    its own). An existing study keeps its settings: a field given here must equal the stored one.
 
     The process that creates the study samples with its `seed`, so a one-worker search repeats
     itself; a worker that joins an existing study draws a fresh seed (with the same seed every
@@ -224,6 +225,11 @@ def create_or_load(study_name: str, storage, **settings) -> optuna.Study:
     try:
         study = optuna.load_study(study_name=study_name, storage=storage)
     except KeyError:
+        if not create:
+            held = optuna.study.get_all_study_names(storage)
+            raise SearchError(f"There is no study {study_name!r} in this storage; it holds "
+                              f"{', '.join(map(repr, held)) if held else 'none'}. Copy the name the lesson printed, "
+                              "or create a new study (effcourse worker --new).") from None
         wanted = Settings(**settings)
         try:
             study = optuna.create_study(storage=storage, study_name=study_name, directions=list(GOALS[wanted.goal]))

@@ -129,3 +129,13 @@ def test_cli_run_refuses_a_lesson_number_that_would_select_every_lesson(monkeypa
     monkeypatch.setattr(course, "run", lambda *args, **kwargs: pytest.fail("ran lessons"))
     assert cli.main(["run", "--only", "0"]) == 1
     assert "--only '0' names no lesson: lessons are numbered from 01" in capsys.readouterr().err
+
+
+def test_cli_compare_reads_a_lesson_number_in_one_or_two_digits(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(paths.ENV_VAR, str(tmp_path))
+    record = {"id": "a", "title": "Pruned against dense", "lesson": "02", "timestamp": "2026-01-01T00:00:00+00:00",
+              "conditions": "Measured together.", "rows": [{"model": "small", "accuracy %": 71.5}]}
+    (tmp_path / "comparisons.jsonl").write_text(json.dumps(record) + "\n")
+    for lesson in ("2", "02"):
+        assert cli.main(["compare", "--lesson", lesson]) == 0
+        assert "Pruned against dense" in capsys.readouterr().out

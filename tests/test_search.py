@@ -430,3 +430,14 @@ def test_the_profile_sets_the_trials_of_a_search(monkeypatch):
     assert search.trials_for("smoke") < search.trials_for("workshop") < search.trials_for("full")
     monkeypatch.setenv("EFFCOURSE_PROFILE", "smoke")
     assert search.trials_for() == search.trials_for("smoke")
+
+
+def test_a_worker_joins_only_a_study_that_exists_unless_told_to_create_one(tmp_path, capsys):
+    journal = str(tmp_path / "search.journal")
+    search.create_or_load("lesson06-nsga2", journal, **FAST)
+    code = cli.main(["worker", "--storage", journal, "--study", "lesson06-nsga", "--trials", "2"])  # mistyped
+    err = capsys.readouterr().err
+    assert code == 1 and "There is no study 'lesson06-nsga' in this storage; it holds 'lesson06-nsga2'" in err
+    assert "effcourse worker --new" in err
+    assert optuna.study.get_all_study_names(search.storage_for(journal)) == ["lesson06-nsga2"], "nothing created"
+    assert search.create_or_load("another", journal, create=True, **FAST).study_name == "another"
