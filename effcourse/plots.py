@@ -3,7 +3,7 @@ of models measured together (`report.measure_together`), with the noise of every
 lesson 05's soft labels and accuracy sweeps; lesson 07's energy windows and accuracy against energy."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Mapping
 
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
@@ -16,6 +16,10 @@ if TYPE_CHECKING:
 
 def learning_curves(histories: dict[str, dict]) -> Figure:
     """Training and validation accuracy and loss per epoch, one colour per model."""
+    for name, history in histories.items():
+        if not isinstance(history, Mapping) or not {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(history):
+            raise ValueError(f"The history of {name!r} must be a dict (`model.fit(...).history`) with loss, accuracy, "
+                             "val_loss and val_accuracy: fit with validation data and metrics=['accuracy'].")
     fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(11, 4))
     for i, (name, history) in enumerate(histories.items()):
         colour = f"C{i}"
@@ -36,6 +40,9 @@ def accuracy_band(ax, xs, accuracies, images: int, **style) -> None:
     curve: differences inside the band are noise."""
     from .stats import accuracy_interval
 
+    if not all(0 <= a <= 1 for a in accuracies):
+        raise ValueError(f"Accuracies must be fractions in [0, 1] (not percentages, not NaN) to draw their 95% band, "
+                         f"got {list(accuracies)}")
     low, high = zip(*(accuracy_interval(round(a * images), images) for a in accuracies))
     ax.fill_between(xs, [100 * v for v in low], [100 * v for v in high], alpha=0.15, linewidth=0, **style)
 

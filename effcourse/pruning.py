@@ -55,11 +55,15 @@ def _kernels(layer) -> list:
     return kerasutil.kernel_variables(layer)
 
 
+def _check_sparsity(sparsity: float) -> None:
+    if not 0 <= sparsity < 1:
+        raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
+
+
 def magnitude_mask(weights: np.ndarray, sparsity: float) -> np.ndarray:
     """Boolean mask keeping all but the round(size x sparsity) smallest-magnitude weights
     (the toolkit's criterion); ties are broken by position, so the count is exact."""
-    if not 0 <= sparsity < 1:
-        raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
+    _check_sparsity(sparsity)
     weights = np.asarray(weights)
     n_zero = int(round(weights.size * sparsity))
     mask = np.ones(weights.size, dtype=bool)
@@ -69,12 +73,18 @@ def magnitude_mask(weights: np.ndarray, sparsity: float) -> np.ndarray:
 
 def _per_layer(model: keras.Model, sparsity: float | Mapping[str, float]) -> dict[str, float]:
     names = [layer.name for layer in prunable_layers(model)]
+    if not names:
+        raise ValueError(f"{model.name!r} has no Conv2D/Dense-family layer to prune.")
     if isinstance(sparsity, Mapping):
         unknown = sorted(set(sparsity) - set(names))
         if unknown:
             raise ValueError(f"No prunable layer named {', '.join(unknown)}. Prunable layers: {', '.join(names)}.")
-        return {name: float(sparsity.get(name, 0.0)) for name in names}
-    return {name: float(sparsity) for name in names}
+        plan = {name: float(sparsity.get(name, 0.0)) for name in names}
+    else:
+        plan = {name: float(sparsity) for name in names}
+    for ratio in plan.values():
+        _check_sparsity(ratio)
+    return plan
 
 
 @contextlib.contextmanager
@@ -110,6 +120,18 @@ def layer_sparsity(model: keras.Model) -> dict[str, float]:
 # --------------------------------------------------------------------------- sensitivity and plans
 
 
+def _check_scan(scan) -> None:
+    missing = [column for column in ("layer", "weights", "ratio", "accuracy") if column not in scan.columns]
+    if missing or scan.empty:
+        found = f"has no column {', '.join(missing)}" if missing else "is empty"
+        raise ValueError("A sensitivity scan is needed: one row per layer and ratio, with columns layer, weights, "
+                         f"ratio and accuracy (this one {found}).")
+    if not scan["ratio"].between(0, 1).all():
+        raise ValueError(f"The scan's ratios must be fractions in [0, 1], got {sorted(scan['ratio'].unique().tolist())}.")
+    if not np.isfinite(scan["accuracy"].to_numpy(float)).all():
+        raise ValueError("The scan holds accuracies that are not numbers (NaN): measure every row.")
+
+
 def _tolerable_ratio(ratios: np.ndarray, drops: np.ndarray, tolerance: float) -> float:
     """Largest ratio whose (linearly interpolated, made monotone) accuracy drop is <= tolerance."""
     drops = np.maximum.accumulate(drops)
@@ -130,10 +152,14 @@ def sparsity_plan(scan, target: float) -> dict[str, float]:
     Sensitive layers keep more weights, robust (often large) layers give up more."""
     if not 0 < target < 1:
         raise ValueError(f"target must be in (0, 1), got {target}")
+    _check_scan(scan)
     curves = {}
     for name, rows in scan.groupby("layer", sort=False):
         rows = rows.sort_values("ratio")
         ratios = np.concatenate([[0.0], rows["ratio"].to_numpy(float)]) if rows["ratio"].iloc[0] > 0 else rows["ratio"].to_numpy(float)
+        if len(ratios) > len(rows) and "dense accuracy" not in scan.attrs:
+            raise ValueError(f"The scan has no row at ratio 0 for {name!r}: add one with the unpruned model's "
+                             "accuracy, or set scan.attrs['dense accuracy'].")
         acc = rows["accuracy"].to_numpy(float)
         dense = scan.attrs.get("dense accuracy", acc[0])
         acc = np.concatenate([[dense], acc]) if len(acc) < len(ratios) else acc
@@ -186,6 +212,8 @@ def m_by_n_share(model: keras.Model, m_by_n: tuple[int, int] = (2, 4)) -> float:
     Conv2D kernels as (out, h, w, in), Dense as (out, in)) holding at least M zeros, over the
     Conv2D and Dense kernels whose input depth is a multiple of N."""
     m, n = m_by_n
+    if not 1 <= m <= n or int(m) != m or int(n) != n:
+        raise ValueError(f"m_by_n must be (M, N), integers with 1 <= M <= N, e.g. (2, 4); got {m_by_n}")
     good = total = 0
     for layer in prunable_layers(model):
         if type(layer) not in (layers.Conv2D, layers.Dense):
@@ -233,6 +261,7 @@ def plot_sensitivity(scan, plan: Mapping[str, float] | None = None, uniform: flo
     Right (with a plan): each layer's ratio in the plan against the uniform ratio."""
     import matplotlib.pyplot as plt
 
+    _check_scan(scan)
     fig, axes = plt.subplots(1, 2 if plan else 1, figsize=(12 if plan else 6.5, 4), squeeze=False)
     ax = axes[0, 0]
     for i, (name, rows) in enumerate(scan.groupby("layer", sort=False)):

@@ -7,6 +7,7 @@ in `convert`, and what a converted file holds in `litert`.
 """
 from __future__ import annotations
 
+import numbers
 from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
@@ -20,14 +21,17 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 GRANULARITIES = ("per-tensor", "per-channel")
+MAX_BITS = 24  # float32 holds the integers exactly only up to 2**24; wider ones also overflow int32
 
 
 # --------------------------------------------------------------------------- fake quantization
 
 
 def _check(bits: int, granularity: str) -> None:
-    if isinstance(bits, bool) or int(bits) != bits or bits < 2:
-        raise ValueError(f"bits must be an integer of at least 2 (symmetric quantization), got {bits!r}")
+    if (isinstance(bits, bool) or not isinstance(bits, numbers.Real) or not float(bits).is_integer()
+            or not 2 <= bits <= MAX_BITS):
+        raise ValueError(f"bits must be an integer of at least 2 (symmetric quantization) and at most {MAX_BITS}, "
+                         f"got {bits!r}")
     if granularity not in GRANULARITIES:
         raise ValueError(f"granularity must be one of {', '.join(GRANULARITIES)}, got {granularity!r}")
 
@@ -47,10 +51,16 @@ def scales(w: np.ndarray, bits: int, granularity: str = "per-tensor", channel_ax
     An all-zero tensor or channel gets scale 1/levels (its values all quantize to 0 anyway)."""
     _check(bits, granularity)
     w = np.asarray(w, dtype=np.float32)
+    if not np.isfinite(w).all():
+        raise ValueError("The weights hold NaN or infinite values: there is nothing to quantize "
+                         "(did the training diverge?).")
     if granularity == "per-tensor" or w.ndim == 0:
         peak = np.max(np.abs(w)) if w.size else np.float32(0)
     else:
-        peak = np.max(np.abs(w.reshape(-1, *w.shape[-channel_axes:])), axis=0)
+        if channel_axes not in range(1, w.ndim + 1):
+            raise ValueError(f"channel_axes must be an integer from 1 to the weights' {w.ndim} axes "
+                             f"(1 for Conv2D and Dense, 2 for a depthwise kernel), got {channel_axes!r}")
+        peak = np.max(np.abs(w), axis=tuple(range(w.ndim - channel_axes)), initial=0)
     peak = np.where(peak > 0, peak, 1.0)
     return (peak / levels(bits)).astype(np.float32)
 
@@ -111,6 +121,21 @@ def bit_width_sweep(model: keras.Model, images: np.ndarray, labels: np.ndarray,
     return pd.DataFrame(rows)
 
 
+def quantized_rows(sweep: "pd.DataFrame") -> "pd.DataFrame":
+    """The rows of a `bit_width_sweep` table other than its float32 row, refusing a table that is not one."""
+    missing = [column for column in ("bits", "granularity", "accuracy") if column not in sweep.columns]
+    if missing:
+        raise ValueError(f"A quantization.bit_width_sweep table is needed; this one has no column {', '.join(missing)}.")
+    quantized = sweep[sweep["granularity"] != "float32"]
+    if quantized.empty:
+        raise ValueError("The sweep table has no quantized rows: run quantization.bit_width_sweep first.")
+    unknown = sorted(set(quantized["granularity"]) - set(GRANULARITIES))
+    if unknown:
+        raise ValueError(f"Unknown granularity {', '.join(map(repr, unknown))} in the sweep table: "
+                         f"the granularities are float32, {', '.join(GRANULARITIES)}.")
+    return quantized
+
+
 # --------------------------------------------------------------------------- plots
 
 
@@ -134,8 +159,8 @@ def plot_bit_sweep(table: "pd.DataFrame", *, title: str = "", images: int | None
 
     from .plots import accuracy_band
 
+    quantized = quantized_rows(table)
     fig, ax = plt.subplots(figsize=(7, 3.8))
-    quantized = table[table["granularity"] != "float32"]
     for i, (granularity, rows) in enumerate(quantized.groupby("granularity", sort=False)):
         rows = rows.sort_values("bits")
         ax.plot(rows["bits"], 100 * rows["accuracy"], "o-", color=f"C{i}", label=granularity)

@@ -28,6 +28,9 @@ def accuracy_interval(correct: int, n: int) -> tuple[float, float]:
         raise ValueError(f"n must be at least 1, got {n}")
     if not 0 <= correct <= n:
         raise ValueError(f"correct must be in [0, {n}], got {correct}")
+    if not (float(correct).is_integer() and float(n).is_integer()):
+        raise ValueError(f"correct and n count test images, got {correct} and {n}; "
+                         "from an accuracy, pass round(accuracy * n) images right")
     p, z2 = correct / n, _Z95**2
     centre = (p + z2 / (2 * n)) / (1 + z2 / n)
     half = _Z95 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
@@ -36,11 +39,36 @@ def accuracy_interval(correct: int, n: int) -> tuple[float, float]:
 
 def binomial_two_sided(k: int, n: int) -> float:
     """Exact two-sided p-value of seeing `k` or a more lopsided split of `n` fair coin flips."""
+    if not 0 <= k <= n:
+        raise ValueError(f"k must be in [0, {n}], got {k}")
     if n == 0:
         return 1.0
     low = min(k, n - k)
     tail = sum(math.comb(n, i) for i in range(low + 1))
     return min(1.0, 2 * tail / 2**n)
+
+
+def _check_alpha(alpha: float) -> None:
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), e.g. 0.05 for 95%, got {alpha}")
+
+
+def _correctness(values) -> np.ndarray:
+    """Per-image correctness (booleans, or 0 and 1) as a boolean array; anything else, such as
+    predicted labels or probabilities, a cast to bool would silently misread."""
+    values = np.asarray(values)
+    if not np.isin(values, (0, 1)).all():
+        raise ValueError("Per-image correctness is needed: one boolean (or 0/1) per test image, as "
+                         "measure.correct gives, not predicted labels or probabilities.")
+    return values.astype(bool)
+
+
+def _paired(correct_a, correct_b) -> tuple[np.ndarray, np.ndarray]:
+    a, b = _correctness(correct_a), _correctness(correct_b)
+    if a.shape != b.shape or a.ndim != 1 or a.size == 0:
+        raise ValueError(f"Per-image results of the same test images are needed (1-D, equal lengths, at least one "
+                         f"image); got shapes {a.shape} and {b.shape}.")
+    return a, b
 
 
 @dataclass(frozen=True)
@@ -62,9 +90,8 @@ def paired_accuracy(correct_a, correct_b, alpha: float = ALPHA) -> PairedAccurac
     """Compare two models from their per-image correctness (boolean arrays over the same test
     images): an exact McNemar test on the images where they disagree. The verdict is
     "better" or "worse" (B against A) only if p < alpha, else "within noise"."""
-    a, b = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
-    if a.shape != b.shape or a.ndim != 1:
-        raise ValueError(f"Per-image results of the same test images are needed; got shapes {a.shape} and {b.shape}.")
+    _check_alpha(alpha)
+    a, b = _paired(correct_a, correct_b)
     only_a, only_b = int(np.sum(a & ~b)), int(np.sum(b & ~a))
     p = binomial_two_sided(only_b, only_a + only_b)
     verdict = "within noise" if p >= alpha else ("better" if only_b > only_a else "worse")
@@ -74,7 +101,7 @@ def paired_accuracy(correct_a, correct_b, alpha: float = ALPHA) -> PairedAccurac
 def paired_difference_interval(correct_a, correct_b) -> tuple[float, float]:
     """95% interval of accuracy(B) - accuracy(A) on the same test images (the normal interval
     of a paired difference, whose variance comes from the images where exactly one is right)."""
-    a, b = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
+    a, b = _paired(correct_a, correct_b)
     n = len(a)
     only_a, only_b = int(np.sum(a & ~b)), int(np.sum(b & ~a))
     difference = (only_b - only_a) / n
@@ -88,11 +115,11 @@ def mean_difference_interval(correct_a, correct_b) -> tuple[float, float]:
     (runs, images), or (images,) for a single run. It holds the test images' sampling noise of the
     mean over these runs; how much another set of seeds would move it is not in it. With one run
     each it is `paired_difference_interval`."""
-    a = np.atleast_2d(np.asarray(correct_a, dtype=float)).mean(axis=0)
-    b = np.atleast_2d(np.asarray(correct_b, dtype=float)).mean(axis=0)
-    if a.shape != b.shape:
-        raise ValueError(f"Runs on the same test images are needed; got {a.shape[0]} and {b.shape[0]} images.")
-    per_image = b - a
+    a, b = (np.atleast_2d(_correctness(c).astype(float)) for c in (correct_a, correct_b))
+    if a.ndim != 2 or a.shape[1:] != b.shape[1:] or a.size == 0 or b.size == 0:
+        raise ValueError(f"Runs on the same test images are needed, each of shape (runs, images) or (images,); "
+                         f"got shapes {a.shape} and {b.shape}.")
+    per_image = b.mean(axis=0) - a.mean(axis=0)
     spread = float(per_image.std()) / math.sqrt(len(per_image))
     return float(per_image.mean()) - _Z95 * spread, float(per_image.mean()) + _Z95 * spread
 
@@ -101,6 +128,8 @@ def against_target(low: float, high: float, target: float, *, at_least: bool) ->
     """Read a measured interval [low, high] against a target (`at_least`: the figure must reach
     `target`; else it must not exceed it): "met" if the whole interval is on the right side,
     "not met" if the whole of it is on the wrong side, else "within noise of the target"."""
+    if not low <= high:
+        raise ValueError(f"low and high must bound an interval (low <= high, neither NaN), got {low} and {high}")
     good, bad = (low >= target, high < target) if at_least else (high <= target, low > target)
     return "met" if good else "not met" if bad else "within noise of the target"
 
@@ -151,7 +180,11 @@ def median_interval(values, alpha: float = ALPHA) -> Ratio:
     """Median of per-round values and its distribution-free confidence interval: the k-th smallest
     and k-th largest values, k the largest rank with P(Binomial(n, 1/2) < k) <= alpha / 2. Under
     six rounds no such k exists and the interval is the whole range (coverage 1 - 2 / 2**n)."""
-    v = np.sort(np.asarray(values, dtype=float))
+    _check_alpha(alpha)
+    v = np.asarray(values, dtype=float)
+    if v.ndim != 1:
+        raise ValueError(f"One value per round is needed (a 1-D sequence), got shape {v.shape}.")
+    v = np.sort(v)
     n = len(v)
     if n == 0:
         raise ValueError("No rounds to summarise.")

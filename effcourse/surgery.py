@@ -3,6 +3,7 @@ narrower model with the surviving weights (model surgery), for the course's sequ
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Iterable, Mapping
 
 import numpy as np
@@ -44,7 +45,11 @@ def rank_filters(kernel: np.ndarray, norm: str = "l1") -> np.ndarray:
 
 def _surgery_convs(model: keras.Model) -> list[layers.Conv2D]:
     _check_rewritable(model)
-    return [layer for layer in model.layers if type(layer) is layers.Conv2D]
+    convs = [layer for layer in model.layers if type(layer) is layers.Conv2D]
+    if not convs:
+        raise SurgeryError(f"{model.name!r} has no Conv2D layer whose filters could be removed: "
+                           f"the surgery supports {SUPPORTED}.")
+    return convs
 
 
 def filters_to_keep(model: keras.Model, ratio: float | Mapping[str, float], norm: str = "l1",
@@ -52,6 +57,8 @@ def filters_to_keep(model: keras.Model, ratio: float | Mapping[str, float], norm
     """For each Conv2D layer, the indices (ascending) of the filters with the largest norms, removing
     `ratio` of them (one ratio for all, or {layer name: ratio}); the number kept is rounded up to a
     multiple of `multiple_of` (vector units like multiples of 4 or 8) and is at least one."""
+    if isinstance(multiple_of, bool) or not isinstance(multiple_of, numbers.Integral) or multiple_of < 1:
+        raise ValueError(f"multiple_of must be a whole number of filters, at least 1, got {multiple_of!r}")
     convs = _surgery_convs(model)
     ratios = ratio if isinstance(ratio, Mapping) else {layer.name: ratio for layer in convs}
     unknown = sorted(set(ratios) - {layer.name for layer in convs})
@@ -91,7 +98,7 @@ def narrow(model: keras.Model, keep: Mapping[str, Iterable[int]], name: str | No
     the next convolution its input slices, the first Dense layer its rows (after Flatten: every
     flattened position of a removed channel)."""
     _check_rewritable(model)
-    keep = {k: np.sort(np.asarray(list(v), dtype=int)) for k, v in keep.items()}
+    keep = {k: np.sort(np.asarray(list(v))) for k, v in keep.items()}
     names = {layer.name for layer in model.layers}
     unknown = sorted(set(keep) - names)
     if unknown:
@@ -102,14 +109,17 @@ def narrow(model: keras.Model, keep: Mapping[str, Iterable[int]], name: str | No
     for layer in model.layers:
         config = layer.get_config()
         weights = layer.get_weights()
+        if config.get("data_format", "channels_last") != "channels_last":
+            raise _unsupported(layer, "channels_first layers are not supported")
         if type(layer) is layers.Conv2D:
-            if layer.groups != 1 or layer.data_format != "channels_last":
-                raise _unsupported(layer, "grouped or channels_first convolutions are not supported")
+            if layer.groups != 1:
+                raise _unsupported(layer, "grouped convolutions are not supported")
             if rows is not None:
                 raise _unsupported(layer, "a convolution after Flatten/global pooling is not supported")
             kernel = weights[0] if channels is None else weights[0][:, :, channels, :]
             out = keep.get(layer.name, np.arange(layer.filters))
-            if len(out) == 0 or out.min() < 0 or out.max() >= layer.filters or len(set(out)) != len(out):
+            if (len(out) == 0 or not np.issubdtype(out.dtype, np.integer) or out.min() < 0
+                    or out.max() >= layer.filters or len(set(out)) != len(out)):
                 raise ValueError(f"Filters to keep for {layer.name} must be distinct indices in [0, {layer.filters}), at least one.")
             weights = [kernel[..., out]] + ([weights[1][out]] if layer.use_bias else [])
             config["filters"] = len(out)
@@ -127,6 +137,8 @@ def narrow(model: keras.Model, keep: Mapping[str, Iterable[int]], name: str | No
         elif isinstance(layer, _CHANNELWISE):
             if isinstance(layer, layers.Dropout) and config.get("noise_shape") is not None:
                 raise _unsupported(layer, "dropout with a noise_shape is not supported")
+            if config.get("activation") in ("softmax", "log_softmax") and (channels is not None or rows is not None):
+                raise _unsupported(layer, "a softmax over the channels mixes them, so removing one changes the others")
         elif isinstance(layer, _GLOBAL_POOL):
             if rows is not None:
                 raise _unsupported(layer, "global pooling after Flatten is not supported")
@@ -147,6 +159,9 @@ def narrow(model: keras.Model, keep: Mapping[str, Iterable[int]], name: str | No
             raise _unsupported(layer, "it sits between a pruned convolution and the classifier")
         new_layers.append(type(layer).from_config(config))
         new_weights.append(weights)
+    if channels is not None or rows is not None:
+        raise SurgeryError(f"The filters removed from the last Conv2D of {model.name!r} would be outputs of the model: "
+                           f"keep all of that layer's filters (ratio 0 for it). The surgery supports {SUPPORTED}.")
     narrow_model = keras.Sequential([keras.Input(shape=model.input_shape[1:])] + new_layers,
                                     name=name or f"{model.name}_narrow")
     for layer, weights in zip(new_layers, new_weights):

@@ -24,13 +24,17 @@ def _format(value) -> str:
     return str(value)
 
 
+def _formatted(formatters: Mapping[str, Callable], column, value) -> str:
+    return str(formatters.get(column, _format)(value))
+
+
 def row_html(table: "pd.DataFrame", index: int, formatters: Mapping[str, Callable] | None = None) -> str:
     """One row of `table` as a two-column HTML table (column name, formatted value)."""
     formatters = formatters or {}
     row = table.iloc[index]
     cells = "".join(
         f"<tr><th style='text-align:left;padding-right:1em'>{html.escape(str(column))}</th>"
-        f"<td style='text-align:right'>{html.escape(formatters.get(column, _format)(row[column]))}</td></tr>"
+        f"<td style='text-align:right'>{html.escape(_formatted(formatters, column, row[column]))}</td></tr>"
         for column in table.columns
     )
     return f"<table>{cells}</table>"
@@ -52,9 +56,11 @@ def table_slider(table: "pd.DataFrame", by: str, *, description: str | None = No
     if not 0 <= start < len(table):
         raise IndexError(f"start must be a row number in [0, {len(table)}), got {start}")
     formatters = formatters or {}
-    labels = [formatters.get(by, _format)(value) for value in table[by]]
-    if len(set(labels)) != len(labels):
-        raise ValueError(f"Column {by!r} repeats a value; each slider position must be distinct.")
+    labels = [_formatted(formatters, by, value) for value in table[by]]
+    repeated = sorted({label for label in labels if labels.count(label) > 1})
+    if repeated:
+        raise ValueError(f"Column {by!r} repeats a value as shown ({', '.join(repeated)}); each slider position must "
+                         "be distinct: drop the repeated rows, or give the column a formatter with more digits.")
     slider = widgets.SelectionSlider(
         options=list(zip(labels, range(len(table)))), value=start, description=description or str(by),
         continuous_update=True, style={"description_width": "initial"}, layout=widgets.Layout(width="32em"),
@@ -89,9 +95,7 @@ def quantization_explorer(kernel, sweep: "pd.DataFrame", *, name: str = "kernel"
 
     from . import quantization
 
-    quantized = sweep[sweep["granularity"] != "float32"]
-    if quantized.empty:
-        raise ValueError("The sweep table has no quantized rows: run quantization.bit_width_sweep first.")
+    quantized = quantization.quantized_rows(sweep)
     bit_options = sorted({int(b) for b in quantized["bits"]}, reverse=True)
     granularities = [g for g in quantization.GRANULARITIES if g in set(quantized["granularity"])]
     baseline = sweep.loc[sweep["granularity"] == "float32", "accuracy"]

@@ -149,6 +149,18 @@ def test_pruned_in_place_prunes_each_layer_and_restores():
             pass
 
 
+def test_pruned_in_place_refuses_ratios_it_would_skip_and_models_with_nothing_to_prune():
+    """A negative or NaN ratio would leave the layer dense without a word."""
+    model = _small_gap_cnn()
+    for sparsity in (-0.2, {"c1": float("nan")}):
+        with pytest.raises(ValueError, match="sparsity must be in \\[0, 1\\)"):
+            with pruning.pruned_in_place(model, sparsity):
+                pass
+    with pytest.raises(ValueError, match="'no_kernels' has no Conv2D/Dense-family layer to prune"):
+        with pruning.pruned_in_place(keras.Sequential([keras.Input((4,)), layers.ReLU()], name="no_kernels"), 0.5):
+            pass
+
+
 def test_magnitude_masks_prune_a_copy_to_the_sparsity_asked():
     model = _randomise(models.reference_cnn())
     pruned = pruned_copy(model, 0.9)
@@ -189,6 +201,26 @@ def test_sparsity_plan_hits_the_target_and_spares_sensitive_layers():
         pruning.sparsity_plan(scan, 0.95)
     with pytest.raises(ValueError, match="target"):
         pruning.sparsity_plan(scan, 0)
+
+
+def test_sparsity_plan_refuses_scans_it_would_misread():
+    scan = _scan({"a": (0.7, 0.6, 0.2), "b": (0.8, 0.8, 0.7)}, {"a": 10, "b": 100})
+    with pytest.raises(ValueError, match="columns layer, weights, ratio and accuracy \\(this one is empty\\)"):
+        pruning.sparsity_plan(scan.iloc[:0], 0.5)
+    with pytest.raises(ValueError, match="has no column weights"):
+        pruning.sparsity_plan(scan.drop(columns="weights"), 0.5)
+    with pytest.raises(ValueError, match="has no column weights"):
+        pruning.plot_sensitivity(scan.drop(columns="weights"))
+    with pytest.raises(ValueError, match="ratios must be fractions"):  # percentages: a plan in the wrong unit
+        pruning.sparsity_plan(scan.assign(ratio=100 * scan["ratio"]), 0.5)
+    with pytest.raises(ValueError, match="NaN"):
+        pruning.sparsity_plan(scan.assign(accuracy=scan["accuracy"].where(scan["ratio"] != 0.6)), 0.5)
+    unpruned_unknown = scan[scan["ratio"] > 0].copy()  # no ratio-0 rows, no attrs: the first drop would read as 0
+    unpruned_unknown.attrs = {}
+    with pytest.raises(ValueError, match="no row at ratio 0 for 'a'.*dense accuracy"):
+        pruning.sparsity_plan(unpruned_unknown, 0.5)
+    unpruned_unknown.attrs["dense accuracy"] = 0.8
+    assert pruning.sparsity_plan(unpruned_unknown, 0.5) == pytest.approx(pruning.sparsity_plan(scan, 0.5))
 
 
 def test_sparsity_plan_from_a_real_scan_gives_the_overall_sparsity():
@@ -343,6 +375,32 @@ def test_surgery_errors_name_the_layer_and_what_is_supported():
     assert issubclass(surgery.SurgeryError, ValueError)
 
 
+def test_surgery_refuses_what_it_would_rewrite_wrongly():
+    def sequential(*between, head=None, name="m"):
+        head = head or (layers.Flatten(), layers.Dense(2))
+        return _randomise(keras.Sequential([keras.Input((8, 8, 3)), layers.Conv2D(4, 3, name="c"), *between, *head], name=name))
+
+    model = _small_gap_cnn()
+    for multiple_of in (0, -4, 2.5):
+        with pytest.raises(ValueError, match="multiple_of must be a whole number"):
+            surgery.filters_to_keep(model, 0.5, multiple_of=multiple_of)
+    with pytest.raises(surgery.SurgeryError, match="'mlp' has no Conv2D layer"):  # not an unchanged copy
+        surgery.prune_filters(keras.Sequential([keras.Input((8,)), layers.Dense(4), layers.Dense(2)], name="mlp"), 0.5)
+    with pytest.raises(surgery.SurgeryError, match="last Conv2D of 'convs_out'.*ratio 0"):  # would drop outputs
+        surgery.prune_filters(sequential(head=(layers.GlobalAveragePooling2D(),), name="convs_out"), 0.5)
+    with pytest.raises(surgery.SurgeryError, match="'f' \\(Flatten\\): channels_first"):  # wrong rows, no error
+        surgery.prune_filters(sequential(head=(layers.Flatten(data_format="channels_first", name="f"), layers.Dense(2))), 0.5)
+    with pytest.raises(surgery.SurgeryError, match="'p' \\(MaxPooling2D\\): channels_first"):
+        surgery.prune_filters(sequential(layers.MaxPooling2D(data_format="channels_first", name="p")), 0.5)
+    with pytest.raises(surgery.SurgeryError, match="'s' \\(Activation\\): a softmax over the channels"):
+        surgery.prune_filters(sequential(layers.Activation("softmax", name="s")), 0.5)
+    with pytest.raises(ValueError, match="distinct indices"):  # not truncated to filters 0 and 1
+        surgery.narrow(model, {"c1": [0.5, 1.7]})
+    # a softmax on the classifier's outputs stays supported
+    classifier = sequential(head=(layers.GlobalAveragePooling2D(), layers.Dense(2), layers.Activation("softmax")))
+    assert surgery.widths(surgery.prune_filters(classifier, 0.5)) == [2]
+
+
 # --------------------------------------------------------------------------- 2:4, converted models, plots
 
 
@@ -358,6 +416,9 @@ def test_m_by_n_share_checks_groups_along_input_channels():
     assert pruning.m_by_n_share(model, (1, 4)) == 1.0
     with pytest.raises(ValueError, match="multiple of 4"):
         pruning.m_by_n_share(keras.Sequential([keras.Input((4, 4, 3)), layers.Conv2D(2, 1)]), (2, 4))
+    for pattern in ((0, 4), (5, 4), (2, 0), (2, -4), (1.5, 4)):  # (0, 4) would read as every group qualifying
+        with pytest.raises(ValueError, match="m_by_n must be \\(M, N\\)"):
+            pruning.m_by_n_share(model, pattern)
 
 
 def test_toolkit_2_by_4_passes_the_check():

@@ -25,6 +25,36 @@ def test_levels_and_bad_arguments():
         quant.fake_quantize(np.ones(3), 8, "per-row")
 
 
+def test_bit_widths_beyond_float32_integers_are_refused():
+    """33 bits overflowed the int32 integers: every weight came back as the same wrong value."""
+    assert quant.levels(24) == 2**23 - 1
+    for bits in (25, 33, None):
+        with pytest.raises(ValueError, match="at most 24"):
+            quant.fake_quantize(np.array([1.0, -0.5, 0.12]), bits)
+
+
+def test_weights_that_are_not_numbers_are_refused():
+    """A NaN weight made the per-tensor scale 1/levels and came back as -2**31 steps."""
+    for granularity in quant.GRANULARITIES:
+        for bad in (np.nan, np.inf):
+            with pytest.raises(ValueError, match="NaN or infinite"):
+                quant.fake_quantize(np.array([[1.0, bad], [-0.5, 0.2]]), 8, granularity)
+
+
+def test_channel_axes_must_be_axes_of_the_kernel():
+    w = channels_of_different_sizes()
+    for channel_axes in (0, 5, -1, 1.5):  # 0 and 5 gave every weight its own scale: no quantization at all
+        with pytest.raises(ValueError, match="channel_axes must be an integer from 1 to the weights' 4 axes"):
+            quant.fake_quantize(w, 4, "per-channel", channel_axes)
+    np.testing.assert_allclose(quant.fake_quantize(w, 2, "per-channel", 4), w, rtol=1e-6)  # all 4: one weight a channel
+
+
+def test_empty_tensors_quantize_per_channel_too():
+    for shape in ((0, 4), (3, 0)):
+        for granularity in quant.GRANULARITIES:
+            assert quant.fake_quantize(np.zeros(shape), 8, granularity).shape == shape
+
+
 def test_scales_per_tensor_and_per_channel():
     w = channels_of_different_sizes()
     assert quant.scales(w, 8).shape == ()
@@ -175,6 +205,19 @@ def test_cluster_preserving_qat_keeps_the_clusters_per_tensor(model, images):
 
 
 # --------------------------------------------------------------------------- plots
+
+
+def test_sweep_plots_need_a_sweep_table():
+    import pandas as pd
+
+    table = pd.DataFrame({"bits": [32, 8], "granularity": ["float32", "per-tensor"], "accuracy": [0.8, 0.79]})
+    with pytest.raises(ValueError, match="bit_width_sweep table is needed; this one has no column granularity"):
+        quant.plot_bit_sweep(table.drop(columns="granularity"))
+    with pytest.raises(ValueError, match="Unknown granularity 'tensor'"):
+        quant.quantized_rows(table.replace({"per-tensor": "tensor"}))
+    with pytest.raises(ValueError, match="no quantized rows"):
+        quant.plot_bit_sweep(table.iloc[:1])
+    assert quant.quantized_rows(table)["bits"].tolist() == [8]
 
 
 def test_plots(model, images):

@@ -56,7 +56,9 @@ def test_wilson_interval_narrows_with_more_images():
 
 
 @pytest.mark.parametrize("correct, n, message", [(0, 0, "n must be at least 1"), (5, -1, "n must be at least 1"),
-                                                 (-1, 10, "correct must be in"), (11, 10, "correct must be in")])
+                                                 (-1, 10, "correct must be in"), (11, 10, "correct must be in"),
+                                                 (0.83, 100, "count test images.*round\\(accuracy \\* n\\)"),
+                                                 (5, 10.5, "count test images")])
 def test_wilson_interval_bad_arguments_raise(correct, n, message):
     with pytest.raises(ValueError, match=message):
         stats.accuracy_interval(correct, n)
@@ -69,6 +71,12 @@ def brute_force_two_sided(k: int, n: int) -> float:
     """Probability of a split at least as far from n/2 as k, under fair coins."""
     far = abs(k - n / 2)
     return sum(math.comb(n, i) for i in range(n + 1) if abs(i - n / 2) >= far - 1e-12) / 2**n
+
+
+def test_binomial_two_sided_refuses_k_outside_0_to_n():
+    for k, n in ((-1, 5), (6, 5), (0, -1)):
+        with pytest.raises(ValueError, match="k must be in"):
+            stats.binomial_two_sided(k, n)
 
 
 def test_binomial_two_sided_known_values():
@@ -143,6 +151,36 @@ def test_paired_accuracy_shape_mismatch_raises():
         stats.paired_accuracy(np.ones((2, 5), bool), np.ones((2, 5), bool))
 
 
+@pytest.mark.parametrize("a, b", [([3, 5, 7], [3, 4, 7]),  # predicted labels
+                                  ([0.2, 0.9, 0.4], [0.8, 0.1, 0.4]),  # probabilities
+                                  ([1.0, float("nan"), 0.0], [1.0, 1.0, 0.0])])
+def test_paired_comparisons_refuse_what_is_not_per_image_correctness(a, b):
+    """A cast to bool would read any label but 0 and any probability as "right"."""
+    for compare in (stats.paired_accuracy, stats.paired_difference_interval, stats.mean_difference_interval):
+        with pytest.raises(ValueError, match="Per-image correctness is needed.*measure.correct"):
+            compare(a, b)
+
+
+def test_paired_comparisons_need_the_same_images_and_at_least_one():
+    for a, b in ((np.ones(10, bool), np.ones(11, bool)), (np.ones((2, 5), bool), np.ones((2, 5), bool)),
+                 (np.ones(0, bool), np.ones(0, bool))):
+        for compare in (stats.paired_accuracy, stats.paired_difference_interval):
+            with pytest.raises(ValueError, match="same test images"):
+                compare(a, b)
+    for a, b in ((np.ones((2, 0)), np.ones((2, 0))), (np.ones((2, 3, 4)), np.ones((2, 3, 4)))):
+        with pytest.raises(ValueError, match="same test images.*\\(runs, images\\)"):
+            stats.mean_difference_interval(a, b)
+
+
+def test_alpha_must_be_a_probability():
+    a, b = correctness(10, 0, 5, 10)
+    for alpha in (0, 5, -0.05):  # 5 meaning 5% would call every difference significant
+        with pytest.raises(ValueError, match="alpha must be in \\(0, 1\\)"):
+            stats.paired_accuracy(a, b, alpha=alpha)
+        with pytest.raises(ValueError, match="alpha must be in \\(0, 1\\)"):
+            stats.median_interval(np.arange(20.0), alpha=alpha)
+
+
 # --------------------------------------------------------------------------- median_interval
 
 
@@ -187,6 +225,12 @@ def test_median_interval_under_six_rounds_is_the_full_range(n):
 def test_median_interval_of_no_rounds_raises():
     with pytest.raises(ValueError, match="No rounds"):
         stats.median_interval([])
+
+
+def test_median_interval_needs_one_value_per_round():
+    for values in (np.ones((3, 4)), 1.0):
+        with pytest.raises(ValueError, match="One value per round"):
+            stats.median_interval(values)
 
 
 # --------------------------------------------------------------------------- Ratio.verdict
@@ -242,6 +286,14 @@ def test_paired_difference_interval_holds_the_difference_and_shrinks_with_agreem
     (-0.2, 0.9, 1.0, False, "met"), (1.1, 1.5, 1.0, False, "not met"), (0.5, 1.2, 1.0, False, "within noise of the target")])
 def test_against_target_needs_the_whole_interval(low, high, target, at_least, verdict):
     assert stats.against_target(low, high, target, at_least=at_least) == verdict
+
+
+@pytest.mark.parametrize("low, high", [(0.9, 0.8), (float("nan"), 0.8)])
+def test_against_target_refuses_bounds_out_of_order(low, high):
+    """Swapped bounds would read as "met" on both sides of the target."""
+    for at_least in (True, False):
+        with pytest.raises(ValueError, match="low <= high"):
+            stats.against_target(low, high, 0.85, at_least=at_least)
 
 
 def test_mean_difference_interval_over_runs():

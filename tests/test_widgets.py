@@ -66,6 +66,21 @@ def test_table_slider_errors(levels):
         widgets.table_slider(pd.concat([levels, levels]), by="sparsity %")
 
 
+def test_table_slider_says_when_formatting_merges_values():
+    with pytest.raises(ValueError, match="repeats a value as shown \\(0.1\\).*formatter with more digits"):
+        widgets.table_slider(pd.DataFrame({"ratio": [0.1001, 0.1002]}), by="ratio")
+    box = widgets.table_slider(pd.DataFrame({"ratio": [0.1001, 0.1002]}), by="ratio", formatters={"ratio": lambda v: f"{v:.4f}"})
+    assert [label for label, _ in box.children[0].options] == ["0.1001", "0.1002"]
+
+
+def test_formatters_may_return_numbers(levels):
+    """A formatter such as round() returns a number, which html.escape could not take."""
+    box = widgets.table_slider(levels, by="sparsity %", formatters={"sparsity %": float, "accuracy %": round})
+    slider, rows = box.children
+    assert [label for label, _ in slider.options] == ["0.0", "50.0", "90.0"]
+    assert ">80<" in shown(rows).value  # round(80.5)
+
+
 # --------------------------------------------------------------------------- lesson 03: quantization explorer
 
 
@@ -124,3 +139,7 @@ def test_quantization_explorer_needs_a_sweep():
     table = quantization_sweep()
     with pytest.raises(ValueError, match="no quantized rows"):
         widgets.quantization_explorer(np.ones((3, 3)), table[table["granularity"] == "float32"])
+    with pytest.raises(ValueError, match="bit_width_sweep table is needed; this one has no column granularity"):
+        widgets.quantization_explorer(np.ones((3, 3)), table.drop(columns="granularity"))
+    with pytest.raises(ValueError, match="Unknown granularity 'channel', 'tensor'"):
+        widgets.quantization_explorer(np.ones((3, 3)), table.replace({"per-tensor": "tensor", "per-channel": "channel"}))

@@ -1,0 +1,32 @@
+"""The shared plots say what is wrong with what they are given, rather than failing deep inside."""
+import matplotlib
+import pytest
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from effcourse import plots  # noqa: E402
+
+
+@pytest.mark.parametrize("accuracies", [[80.0, 81.0], [0.8, float("nan")]])
+def test_accuracy_band_needs_fractions(accuracies):
+    """Percentages failed in stats ("correct must be in [0, 100]"), a NaN in round()."""
+    fig, ax = plt.subplots()
+    with pytest.raises(ValueError, match="fractions in \\[0, 1\\] \\(not percentages, not NaN\\)"):
+        plots.accuracy_band(ax, [1, 2], accuracies, images=100)
+    with pytest.raises(ValueError, match="fractions in \\[0, 1\\]"):
+        plots.accuracy_sweeps({"temperature": ([1, 2], accuracies)}, images=100)
+    plt.close("all")
+
+
+def test_learning_curves_need_history_dicts_with_validation():
+    class History:  # what model.fit returns: the dict is its .history
+        history = {"loss": [1.0], "accuracy": [0.5], "val_loss": [1.1], "val_accuracy": [0.4]}
+
+    with pytest.raises(ValueError, match="history of 'm' must be a dict \\(`model.fit\\(...\\).history`\\)"):
+        plots.learning_curves({"m": History()})
+    with pytest.raises(ValueError, match="fit with validation data"):
+        plots.learning_curves({"m": {"loss": [1.0], "accuracy": [0.5]}})
+    fig = plots.learning_curves({"m": History.history})
+    assert len(fig.axes[0].lines) == 2 and len(fig.axes[1].lines) == 2
+    plt.close(fig)
