@@ -13,13 +13,33 @@ from .data import ImageData
 TEMPERATURE, ALPHA = 4, 0.1  # lesson 05's choices (its section 5)
 
 
+def _shapes(model: keras.Model) -> tuple | None:
+    """(height, width, channels, logits) of a model's images and output (None where any size
+    goes), or None for a model not built yet."""
+    try:
+        return (*model.input_shape[1:], model.output_shape[-1])
+    except AttributeError:
+        return None
+
+
 class Distiller(keras.Model):
     """Trains `student` on the labels and on `teacher`'s predictions softened at `temperature`;
     validates (its hard-label loss and accuracy) and predicts with the student alone. Lesson 05's
-    class, for reuse."""
+    class, for reuse. Both models take the same images and give logits for the same classes."""
 
     def __init__(self, student: keras.Model, teacher: keras.Model, *, alpha: float = ALPHA,
                  temperature: float = TEMPERATURE):
+        if not 0 <= alpha <= 1:
+            raise ValueError(f"alpha is the hard-label loss's share, from 0 to 1 (lesson 05: {ALPHA}), got {alpha!r}.")
+        if not temperature > 0:
+            raise ValueError(f"temperature must be above 0 (lesson 05: {TEMPERATURE}), got {temperature!r}.")
+        for who, model in (("The student", student), ("The teacher", teacher)):
+            recipes.check_logits(model, who)
+        shapes = _shapes(student), _shapes(teacher)
+        if None not in shapes and not tf.TensorShape(shapes[0]).is_compatible_with(shapes[1]):
+            raise ValueError(f"The teacher takes images of {shapes[1][:-1]} and gives {shapes[1][-1]} logits, the "
+                             f"student {shapes[0][:-1]} and {shapes[0][-1]}: build the student for the teacher's "
+                             "images and classes.")
         super().__init__()
         self.student, self.teacher = student, teacher
         self.alpha, self.temperature = alpha, temperature

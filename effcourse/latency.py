@@ -39,10 +39,17 @@ class LatencyStats:
         )
 
 
+def _at_least(minimum: int, **counts: int) -> None:
+    """Refuse any of `counts` under `minimum`, by name."""
+    for name, count in counts.items():
+        if count < minimum:
+            raise ValueError(f"{name} must be at least {minimum}, got {count}")
+
+
 def time_calls(run: Callable[[], object], runs: int, warmup: int) -> np.ndarray:
     """Seconds each of `runs` calls of `run` took, after `warmup` untimed calls."""
-    if runs < 1:
-        raise ValueError(f"runs must be at least 1, got {runs}")
+    _at_least(1, runs=runs)
+    _at_least(0, warmup=warmup)
     for _ in range(warmup):
         run()
     times = np.empty(runs)
@@ -55,6 +62,7 @@ def time_calls(run: Callable[[], object], runs: int, warmup: int) -> np.ndarray:
 
 def latency(run: Callable[[], object], *, runs: int, warmup: int, threads: int) -> LatencyStats:
     """Median and 95th percentile of single-inference times (warm-up excluded)."""
+    _at_least(1, threads=threads)
     times_ms = time_calls(run, runs, warmup) * 1e3
     return LatencyStats(float(np.median(times_ms)), float(np.percentile(times_ms, 95)), runs, warmup, threads)
 
@@ -121,8 +129,8 @@ def interleaved(runners: Mapping[str, Callable[[], object]], *, runs: int, warmu
     the mean joules are labelled rough: `joules.measure_energy` measures energy in long windows."""
     if not runners:
         raise ValueError("No models to time.")
-    if runs < 1 or block < 1:
-        raise ValueError(f"runs and block must be at least 1, got {runs} and {block}")
+    _at_least(1, runs=runs, block=block, threads=threads)
+    _at_least(0, warmup=warmup)
     rounds = max(MIN_ROUNDS, runs // block)
     block = max(1, runs // rounds)
     names = list(runners)
@@ -157,6 +165,7 @@ def interleaved_throughput(batch_runners: Mapping[str, Callable[[], object]], ba
                            repeats: int = 3) -> dict[str, float]:
     """Images per second of each model in batches of `batch_size`, best of `repeats` rounds in
     which every model runs one timed batch (after one warm-up batch each)."""
+    _at_least(1, batch_size=batch_size, repeats=repeats)
     for run in batch_runners.values():
         run()
     best = {name: np.inf for name in batch_runners}

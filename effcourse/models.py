@@ -5,9 +5,33 @@ import tf_keras as keras
 from tf_keras import layers
 
 
+def check_input(input_shape, num_classes, smallest: int = 1) -> None:
+    """Refuse what a builder cannot make a classifier for: an `input_shape` other than (height, width,
+    channels), a side under `smallest` pixels (what its convolutions and poolings shrink to one
+    pixel), fewer than 2 classes."""
+    try:
+        shape = tuple(input_shape)
+    except TypeError:
+        shape = ()
+    if len(shape) != 3:
+        raise ValueError(f"input_shape must be (height, width, channels), e.g. data.image_shape, got {input_shape!r}.")
+    if any(side is not None and side < smallest for side in shape[:2]):
+        raise ValueError(f"Images of {shape[0]}x{shape[1]} are too small for this model: its convolutions and poolings "
+                         f"shrink {smallest}x{smallest} pixels to one, and smaller images to nothing. Resize the images "
+                         "up, or build a model with fewer stages.")
+    try:
+        classes_ok = int(num_classes) == num_classes >= 2
+    except (TypeError, ValueError):
+        classes_ok = False
+    if not classes_ok:
+        raise ValueError(f"num_classes must be a whole number of at least 2 (data.num_classes), got {num_classes!r}.")
+
+
 def reference_cnn(input_shape=(32, 32, 3), num_classes=10) -> keras.Model:
     """The reference CNN of lesson 01, exactly as first specified: three convolutions,
-    two max-pools, a 64-unit dense layer and 10 logits."""
+    two max-pools, a 64-unit dense layer and 10 logits. Its unpadded convolutions need images of
+    at least 18x18."""
+    check_input(input_shape, num_classes, smallest=18)
     return keras.Sequential(
         [
             keras.Input(shape=input_shape),
@@ -50,6 +74,7 @@ def improved_cnn(input_shape=(32, 32, 3), num_classes=10, widths=(32, 64, 108), 
 
     `logits_dtype="float32"` keeps the logits layer in float32 under a mixed-precision policy
     (lesson 04); by default every layer follows the global dtype policy."""
+    check_input(input_shape, num_classes, smallest=2 ** len(widths))
     stack = [keras.Input(shape=input_shape)]
     for filters in widths:
         stack += _conv_bn_relu(filters, batch_norm) + [layers.MaxPooling2D()] + _conv_bn_relu(filters, batch_norm)

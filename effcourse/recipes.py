@@ -5,15 +5,38 @@ from __future__ import annotations
 import math
 import time
 
+import tensorflow as tf
 import tf_keras as keras
 
-from . import models
+from . import kerasutil, models
 from .data import ImageData
 from .profiles import Profile
 
 
+def check_logits(model: keras.Model, who: str = "The model") -> None:
+    """Refuse a model whose last layer computes a softmax: the course's losses take logits, and
+    probabilities taken for logits train and distil silently wrong."""
+    last = kerasutil.unwrap(list(kerasutil.flat_layers(model))[-1]) if model.layers else None
+    if isinstance(last, keras.layers.Softmax) or getattr(last, "activation", None) in (keras.activations.softmax,
+                                                                                       tf.nn.softmax):
+        raise ValueError(f"{who} ends in a softmax (layer {last.name!r}), but the course's losses take logits: "
+                         "build its last layer without it, e.g. Dense(num_classes).")
+
+
+def check_classes(model: keras.Model, data: ImageData, who: str = "The model") -> None:
+    """Refuse a model with another number of logits than `data` has classes (once it is built)."""
+    try:
+        logits = model.output_shape[-1]
+    except AttributeError:  # not built yet: Keras builds it on the first batch
+        return
+    if logits != data.num_classes:
+        raise ValueError(f"{who} gives {logits} logits, but the data has {data.num_classes} classes: build it "
+                         "with num_classes=data.num_classes.")
+
+
 def compile_model(model: keras.Model, learning_rate=1e-3) -> keras.Model:
     """Adam, sparse categorical cross-entropy on logits, accuracy: how every course model is compiled."""
+    check_logits(model)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -108,6 +131,7 @@ def fine_tune(model: keras.Model, data: ImageData, *, epochs: int, learning_rate
     model sits in a minimum that a constant rate keeps shaking it out of (in one run, QAT of the
     full-profile improved CNN for 4 epochs at a constant 1e-4 lost 1.4 points). Short runs (under 30 steps) run
     eagerly, since tracing a training step takes longer than they do."""
+    check_classes(model, data)
     steps = training_steps(data, epochs)
     keras.utils.set_random_seed(seed)
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Mapping
 
@@ -19,7 +20,7 @@ import numpy as np
 import tf_keras as keras
 from tf_keras import layers
 
-from . import convert, internals, latency, measure, profiles, recipes
+from . import convert, internals, latency, measure, models, profiles, recipes
 from .data import pipeline
 
 if TYPE_CHECKING:
@@ -103,6 +104,9 @@ def build(spec: Spec, input_shape=(32, 32, 3), num_classes: int = 10, *, seed: i
     """The Keras model of `spec` (uncompiled), its layers named by stage; the logits layer computes
     in float32 whatever the global dtype policy. With a `seed`, the random state is seeded first, so
     the same spec starts from the same weights whatever ran before in this process."""
+    if not isinstance(spec, Spec):
+        raise TypeError(f"build takes a Spec, e.g. Spec((16, 32)), got {spec!r}.")
+    models.check_input(input_shape, num_classes, smallest=2 ** (len(spec.filters) - 1))
     if seed is not None:
         keras.utils.set_random_seed(seed)
     pool = layers.MaxPooling2D if spec.pooling == "max" else layers.AveragePooling2D
@@ -126,6 +130,8 @@ def resnet8(input_shape=(32, 32, 3), num_classes: int = 10) -> keras.Model:
     with a strided 1x1 projection on the shortcut), average pooling and the logits. He-normal
     kernels with an L2 penalty of 1e-4, as in the reference; logits instead of its softmax, in float32.
     About 78.7k parameters and 12.5 M MACs on 32x32 images."""
+    models.check_input(input_shape, num_classes)
+
     def conv(filters, kernel, strides, name):
         return layers.Conv2D(filters, kernel, strides=strides, padding="same", kernel_initializer="he_normal",
                              kernel_regularizer=keras.regularizers.l2(1e-4), name=name)
@@ -260,6 +266,11 @@ class Budget:
     int8_bytes: int
     peak_activation_bytes: int
     macs: int
+
+    def __post_init__(self):
+        for name, limit in dataclasses.asdict(self).items():
+            if not (isinstance(limit, numbers.Real) and limit > 0):
+                raise ValueError(f"A budget's limits are positive numbers, got {name}={limit!r}.")
 
     def violations(self, costs: "Costs | Mapping[str, float]") -> list[float]:
         """Per limit, how far `costs` (Costs, or a mapping with the same keys such as a trial's user

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Callable, Mapping
 import numpy as np
 import tf_keras as keras
 
-from . import energy, hardware, measure, profiles, results, stats
+from . import energy, hardware, measure, profiles, recipes, results, stats
 from .tabular import TableDisplay
 from .data import ImageData
 from .data.pipelines import normalise
@@ -47,6 +47,11 @@ class Plan:
     rounds: int
     steps: int  # timed steps per policy and round
     warmup: int = 1  # untimed steps at the start of each block
+
+    def __post_init__(self):
+        for name, least in (("batch_size", 1), ("rounds", 1), ("steps", 1), ("warmup", 0)):
+            if getattr(self, name) < least:
+                raise ValueError(f"A plan's {name} must be at least {least}, got {getattr(self, name)}.")
 
     @property
     def steps_per_policy(self) -> int:
@@ -149,6 +154,8 @@ def _convolution_inputs(channels: int, batch_size: int, size: int):
     the gradient arriving from the layer above (random normal, seeded)."""
     import tensorflow as tf
 
+    if min(channels, batch_size, size) < 1:
+        raise ValueError(f"channels, batch_size and size must be at least 1, got {channels}, {batch_size} and {size}.")
     generator = tf.random.Generator.from_seed(0)
     maps, kernel = (batch_size, size, size, channels), (3, 3, channels, channels)
     return generator.normal(maps), generator.normal(kernel), generator.normal(maps)
@@ -262,6 +269,9 @@ class Setting:
 
 def _settings(policies) -> dict[str, Setting]:
     """{label: Setting} from policy names, or from {label: policy name or Setting}."""
+    if isinstance(policies, str):
+        raise ValueError(f"policies takes several policy names, e.g. training.POLICIES or [{policies!r}], not one: "
+                         f"got {policies!r}.")
     if not isinstance(policies, Mapping):
         policies = {name: name for name in policies}
     found = {}
@@ -449,6 +459,7 @@ def compare_policies(build: Callable[[], keras.Model], data: ImageData, *, polic
         device = "GPU:0" if tf.config.list_physical_devices("GPU") else None
     images = tf.data.Dataset.from_tensor_slices((data.x_train, data.y_train))  # one copy for every run
     runs = [_prepare(label, setting, build, images, plan, seed, learning_rate) for label, setting in settings.items()]
+    recipes.check_classes(runs[0].model, data, "build()'s model")
     meter = energy.EnergyMeter(energy_method)
     measured = _train(runs, plan, meter, device)
     x_test = np.asarray(data.x_test)

@@ -1,6 +1,7 @@
 """The package's Distiller (lesson 05's, for lesson 08): its loss is lesson 05's formula, and
 `recipes.fine_tune` with a teacher trains the student only, through the toolkit's pruning wrappers."""
 import numpy as np
+import pytest
 import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
@@ -59,3 +60,41 @@ def test_validation_reports_the_students_hard_loss_and_accuracy():
     hard = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(y_val, logits)
     np.testing.assert_allclose(history["val_loss"][-1], float(hard), rtol=1e-4)  # the student's, not the teacher's
     np.testing.assert_allclose(history["val_accuracy"][-1], np.mean(np.argmax(logits, axis=1) == y_val), rtol=1e-6)
+
+
+
+def _softmax_model(seed=0):
+    model = small_model(seed)
+    return keras.Model(model.input, keras.layers.Softmax()(model.output))
+
+
+def _other_model(shape=(8, 8, 3), classes=4, activation=None):
+    return keras.Sequential([keras.Input(shape), keras.layers.Conv2D(4, 3), keras.layers.GlobalAveragePooling2D(),
+                             keras.layers.Dense(classes, activation=activation)])
+
+
+BAD_DISTILLERS = {  # what each would do unchecked: NaN, silently wrong losses, or a TensorFlow traceback
+    "temperature 0": (lambda: {"temperature": 0}, "temperature must be above 0"),
+    "negative temperature": (lambda: {"temperature": -4}, "temperature must be above 0"),
+    "alpha over 1": (lambda: {"alpha": 1.5}, "alpha .* from 0 to 1"),
+    "negative alpha": (lambda: {"alpha": -0.1}, "alpha .* from 0 to 1"),
+    "other classes": (lambda: {"teacher": _other_model(classes=10)}, "gives 10 logits, the student .* and 4: build"),
+    "other images": (lambda: {"teacher": _other_model(shape=(16, 16, 3))}, r"images of \(16, 16, 3\) .* student \(8, 8, 3\)"),
+    "softmax teacher": (lambda: {"teacher": _softmax_model(1)}, "The teacher ends in a softmax"),
+    "softmax student": (lambda: {"student": _other_model(activation="softmax")}, "The student ends in a softmax"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_DISTILLERS)
+def test_a_distiller_refuses_what_would_train_wrong_or_fail_inside_tensorflow(case):
+    make, message = BAD_DISTILLERS[case]
+    kwargs = {"student": small_model(0), "teacher": small_model(1), **make()}
+    with pytest.raises(ValueError, match=message):
+        distillation.Distiller(**kwargs)
+
+
+def test_fine_tune_refuses_a_model_of_other_classes_than_the_data_or_giving_probabilities():
+    with pytest.raises(ValueError, match="gives 10 logits, but the data has 4 classes"):
+        recipes.fine_tune(_other_model(classes=10), _tiny_data(), epochs=1)
+    with pytest.raises(ValueError, match="ends in a softmax"):
+        recipes.fine_tune(_other_model(activation="softmax"), _tiny_data(), epochs=1)

@@ -23,6 +23,19 @@ def test_latency_stats_are_ordered_and_state_threads():
     assert "3 threads" in str(stats) and "50 runs" in str(stats)
 
 
+@pytest.mark.parametrize("call", [
+    lambda: latency.latency(lambda: None, runs=3, warmup=-1, threads=1),  # would report "-1 warm-up"
+    lambda: latency.latency(lambda: None, runs=3, warmup=1, threads=0),  # would report "0 threads"
+    lambda: latency.interleaved({"a": lambda: None}, runs=3, warmup=-1, threads=1, energy_method="estimate"),
+    lambda: latency.interleaved({"a": lambda: None}, runs=3, warmup=0, threads=0, energy_method="estimate"),
+    lambda: latency.interleaved_throughput({"a": lambda: None}, batch_size=0),  # would report 0 images/s
+    lambda: latency.interleaved_throughput({"a": lambda: None}, batch_size=8, repeats=0),
+])
+def test_counts_that_would_be_reported_wrong_are_refused(call):
+    with pytest.raises(ValueError, match=r"(warmup|threads|batch_size|repeats) must be at least [01], got -?\d"):
+        call()
+
+
 def sleeper(calls, name, seconds):
     def run():
         calls[name] += 1

@@ -166,3 +166,23 @@ def test_training_log_records_each_epoch_and_the_first_batch_loss():
     assert history.history["loss"][0] != pytest.approx(log.first_loss, rel=1e-4)  # an epoch's mean is not its first batch
     model.fit(batches, epochs=1, callbacks=[log], verbose=0)
     assert len(log.epoch_seconds) == 1  # a new fit starts a new log
+
+
+@pytest.mark.parametrize("build, smallest", [(models.reference_cnn, 18), (models.improved_cnn, 8), (models.student_cnn, 8)])
+def test_builders_refuse_images_their_poolings_shrink_to_nothing(build, smallest):
+    assert build((smallest, smallest + 5, 3), 3).output_shape == (None, 3)
+    with pytest.raises(ValueError, match=f"Images of {smallest - 1}x40 are too small .* {smallest}x{smallest} pixels"):
+        build((smallest - 1, 40, 3), 3)
+
+
+@pytest.mark.parametrize("input_shape, num_classes, message", [
+    ((32, 32, 3), 0, "num_classes must be a whole number of at least 2"),  # else a model of no logits
+    ((32, 32, 3), 1, "num_classes must be a whole number of at least 2"),
+    ((32, 32, 3), 2.5, "num_classes must be a whole number of at least 2"),
+    ((32, 32), 10, r"input_shape must be \(height, width, channels\)"),
+    (32, 10, r"input_shape must be \(height, width, channels\)"),
+])
+@pytest.mark.parametrize("build", [models.reference_cnn, models.improved_cnn, models.separable_student_cnn])
+def test_builders_refuse_shapes_and_classes_no_classifier_has(build, input_shape, num_classes, message):
+    with pytest.raises(ValueError, match=message):
+        build(input_shape, num_classes)

@@ -138,6 +138,24 @@ def test_budget_costs_before_training_are_those_after(images):
     assert untrained < before["int8_bytes"]  # its zero arrays stored once: what budget_costs corrects
 
 
+def test_build_refuses_images_too_small_for_the_candidates_poolings_and_what_is_not_a_spec():
+    assert search_space.build(Spec((16,) * 4), (8, 8, 3), 2).output_shape == (None, 2)
+    with pytest.raises(ValueError, match="Images of 4x8 are too small .* fewer stages"):
+        search_space.build(Spec((16,) * 4), (4, 8, 3))
+    with pytest.raises(ValueError, match="num_classes must be a whole number of at least 2"):
+        search_space.build(Spec((16,)), SHAPE, 0)
+    with pytest.raises(ValueError, match="num_classes must be a whole number of at least 2"):
+        search_space.resnet8(SHAPE, 0)
+    with pytest.raises(TypeError, match="build takes a Spec"):
+        search_space.build((16, 32), SHAPE)
+
+
+@pytest.mark.parametrize("limit", [0, -1024, float("nan")])
+def test_a_budget_refuses_limits_that_are_not_positive(limit):
+    with pytest.raises(ValueError, match=f"positive numbers, got peak_activation_bytes={limit}"):
+        Budget(int8_bytes=1000, peak_activation_bytes=limit, macs=10_000)  # 0: division by zero; below: allows all
+
+
 def test_the_budget_measures_each_limit_as_a_share():
     budget = Budget(int8_bytes=1000, peak_activation_bytes=500, macs=10_000)
     inside = Costs(macs=10_000, parameters=1, int8_bytes=1000, peak_activation_bytes=250, latency_ms=1.0,

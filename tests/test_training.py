@@ -1,6 +1,7 @@
 """Training under dtype policies, measured together: plans, float32 copies, the gradients loss scaling
 protects, the interleaved rounds (with fake steps whose times are known) and one real comparison of
 tiny models."""
+import dataclasses
 import time
 
 import numpy as np
@@ -74,11 +75,19 @@ def test_a_plan_counts_its_warm_up_round_and_epochs():
     assert "25 steps (5.00 epochs of 50 images)" in plan.describe(50) and "4 rounds of 2 untimed + 3 timed" in plan.describe(50)
 
 
+@pytest.mark.parametrize("field, value", [("batch_size", 0), ("rounds", 0), ("steps", 0), ("warmup", -1)])
+def test_a_plan_refuses_counts_it_cannot_train(field, value):
+    with pytest.raises(ValueError, match=f"A plan's {field} must be at least {value + 1}, got {value}"):
+        dataclasses.replace(TINY_PLAN, **{field: value})
+
+
 def test_unknown_policies_and_empty_settings_are_refused():
     with pytest.raises(ValueError):
         training._settings(["mixed_float8"])
     with pytest.raises(ValueError, match="No policies"):
         training._settings([])
+    with pytest.raises(ValueError, match=r"several policy names, e.g. training.POLICIES or \['float32'\], not one"):
+        training._settings("float32")  # else read letter by letter: "Cannot convert value f"
     found = training._settings({"fast": training.Setting("float32", jit_compile=True), "plain": "mixed_bfloat16"})
     assert found == {"fast": training.Setting("float32", True), "plain": training.Setting("mixed_bfloat16")}
 
@@ -203,6 +212,15 @@ def test_policies_trained_together_on_tiny_models(tiny_data):
     assert len(figure.axes[0].lines) == 4
 
 
+def test_a_model_of_other_classes_than_the_data_is_refused_before_training(tiny_data):
+    def two_classes():
+        return keras.Sequential([keras.Input((8, 8, 3)), layers.GlobalAveragePooling2D(), layers.Dense(2)])
+
+    with pytest.raises(ValueError, match="build\\(\\)'s model gives 2 logits, but the data has 3 classes"):
+        training.compare_policies(two_classes, tiny_data, policies=("float32",), plan=TINY_PLAN, lesson="t",
+                                  profile=profiles.get("smoke"), energy_method="estimate", device=None, record=False)
+
+
 def test_peak_memory_is_read_per_run_where_the_device_reports_it(monkeypatch):
     reads = iter([3 * 2**20, 5 * 2**20, 4 * 2**20, 2**20])
     monkeypatch.setattr(tf.config.experimental, "reset_memory_stats", lambda device: None)
@@ -240,6 +258,12 @@ def test_each_part_of_the_convolution_computes_in_its_own_format():
         for dtype, tolerance in (("float16", 0.02), ("bfloat16", 0.1)):
             rounded = np.asarray(parts[(part, dtype)](), dtype=np.float32)
             assert np.max(np.abs(rounded - exact)) <= tolerance * np.max(np.abs(exact)), (part, dtype)
+
+
+@pytest.mark.parametrize("measure", [training.convolution_speed, training.convolution_error])
+def test_a_convolution_of_no_channels_is_refused(measure):
+    with pytest.raises(ValueError, match="channels, batch_size and size must be at least 1, got 0, 16 and 32"):
+        measure(0)
 
 
 def test_convolution_speed_gives_each_part_and_the_step_as_ratios_to_float32():
