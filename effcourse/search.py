@@ -79,6 +79,7 @@ class SearchError(ValueError):
 
 # What starts a URL: its scheme and a colon; a single letter is a Windows drive (C:), not a scheme.
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):")
+_PASSWORD = re.compile(r":[^/:@]*@")  # the password of user:password@host
 
 
 def storage_for(location: str | os.PathLike) -> optuna.storages.BaseStorage:
@@ -94,6 +95,9 @@ def storage_for(location: str | os.PathLike) -> optuna.storages.BaseStorage:
         raise SearchError(f"{paths.display(path)} is a folder: give the path of a journal file in it, such as "
                           f"{paths.display(path / 'search.journal')}.")
     if not path.parent.is_dir():
+        if "@" in text:  # user:password@host: a database URL without its colon, never a folder to create
+            raise SearchError(f"{_PASSWORD.sub(':***@', text)} reads as a journal file's path in a missing folder; "
+                              "a database URL starts with its scheme, a colon and two slashes: postgresql://user:password@host/db.")
         raise SearchError(f"No folder {paths.display(path.parent)} for the journal file {path.name}: create it first.")
     from optuna.storages.journal import JournalFileBackend
 

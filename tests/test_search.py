@@ -327,6 +327,8 @@ def test_storage_errors_say_what_to_do(tmp_path):
     ("postgresql://u:SECRET@host:port/db", r"postgresql://\.\.\. is not a database URL \(its port is not a number\)"),
     ("postgres://u:SECRET@host/db", r"postgres://u:\*\*\*@host/db names no .*write postgresql://, not postgres"),
     ("mongodb://u:SECRET@host/db", r"mongodb://u:\*\*\*@host/db: SQLAlchemy knows no database 'mongodb'"),
+    ("postgresql//u:SECRET@host/db", r"postgresql//u:\*\*\*@host/db reads as a journal file's path in a missing folder; "
+                                     r"a database URL starts with its scheme, a colon and two slashes"),
 ])
 def test_a_malformed_database_url_is_refused_without_its_password(tmp_path, monkeypatch, storage, match):
     monkeypatch.chdir(tmp_path)
