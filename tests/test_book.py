@@ -82,12 +82,24 @@ def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves files without logging; the paths it could not serve are kept in `missing`."""
+
+    missing: list[str]
+
+    def log_message(self, *args):
+        pass
+
+    def send_error(self, code, message=None, explain=None):
+        self.missing.append(self.path)
+        super().send_error(code, message, explain)
+
+
 @contextlib.contextmanager
-def _served(folder: Path):
-    """`folder` over HTTP on a free local port, for as long as the block runs."""
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-    handler.log_message = lambda *args: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+def _served(folder: Path, missing: list[str]):
+    """`folder` over HTTP on a free local port, for as long as the block runs; paths not found go to `missing`."""
+    handler = type("Handler", (_QuietHandler,), {"missing": missing})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(folder)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -107,9 +119,12 @@ def _rendered_dom(url: str) -> str:
 
 @pytest.mark.skipif(_chromium() is None, reason="no Chromium on this machine (Debian: apt-get install chromium)")
 def test_widgets_are_drawn_in_a_browser_without_a_kernel(html):
-    with _served(html) as site:
+    missing = []
+    with _served(html, missing) as site:
         pruning = _rendered_dom(f"{site}/notebooks/02_pruning.html")
         quantization = _rendered_dom(f"{site}/notebooks/03_quantization.html")
+    # Everything the pages ask for is on the site, the widget manager's icon font included.
+    assert [path for path in missing if path != "/favicon.ico"] == [], missing
     # Lesson 02: the sparsity slider and the table of the level it shows, with the run's numbers.
     assert re.search(r'<div class="[^"]*widget-hslider[^"]*widget-slider', pruning)
     table = re.search(r'class="widget-html-content"><table>(.*?)</table>', pruning)
