@@ -14,8 +14,15 @@ if TYPE_CHECKING:
     from .report import Comparison
 
 
+def _check_given(value, what: str, example: str) -> None:
+    """Refuse an empty `value` (nothing to draw), saying what to pass instead."""
+    if len(value) == 0:
+        raise ValueError(f"Nothing to plot: {what} is empty; pass {example}.")
+
+
 def learning_curves(histories: dict[str, dict]) -> Figure:
     """Training and validation accuracy and loss per epoch, one colour per model."""
+    _check_given(histories, "histories", "{name: model.fit(...).history} for at least one model")
     for name, history in histories.items():
         if not isinstance(history, Mapping) or not {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(history):
             raise ValueError(f"The history of {name!r} must be a dict (`model.fit(...).history`) with loss, accuracy, "
@@ -40,6 +47,7 @@ def accuracy_band(ax, xs, accuracies, images: int, **style) -> None:
     curve: differences inside the band are noise."""
     from .stats import accuracy_interval
 
+    _check_given(accuracies, "accuracies", "at least one accuracy, with its x value")
     if not all(0 <= a <= 1 for a in accuracies):
         raise ValueError(f"Accuracies must be fractions in [0, 1] (not percentages, not NaN) to draw their 95% band, "
                          f"got {list(accuracies)}")
@@ -106,6 +114,8 @@ def soft_labels(images, probabilities: dict[str, np.ndarray], class_names, label
     two temperatures; each an array of shape (images, classes))."""
     import numpy as np
 
+    _check_given(images, "images", "at least one image")
+    _check_given(probabilities, "probabilities", "{name: probabilities of shape (images, classes)}")
     n, k = len(images), len(class_names)
     fig, axes = plt.subplots(n, 2, figsize=(10, 1.7 * n), squeeze=False, gridspec_kw={"width_ratios": [1, 6]})
     width = 0.8 / len(probabilities)
@@ -131,6 +141,7 @@ def accuracy_sweeps(panels: dict[str, tuple[list, list]], *, images: int, refere
     shaded) against the setting's values, given as {x label: (values, accuracies)}. `reference`
     (label, accuracy) draws a dotted line on every panel; panels named in `log2_x` get a base-2
     log scale."""
+    _check_given(panels, "panels", "{x label: (values, accuracies)} for at least one setting")
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 3.8), sharey=True, squeeze=False)
     for ax, (label, (xs, accuracies)) in zip(axes[0], panels.items()):
         ax.plot(xs, [100 * a for a in accuracies], "o-", color="C0", label="distilled")
@@ -183,8 +194,12 @@ def accuracy_energy(comparison: "Comparison", measurement) -> Figure:
     from adjustText import adjust_text
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    fig, ax = plt.subplots(figsize=(10, 6))
     names = [n for n in comparison.table.index if n in measurement.subjects]
+    if not names:
+        raise ValueError(f"Nothing to plot: the comparison ({', '.join(comparison.table.index)}) and the energy "
+                         f"measurement ({', '.join(measurement.subjects)}) share no model: pass the two of the "
+                         "same models.")
+    fig, ax = plt.subplots(figsize=(10, 6))
     palette = sns.color_palette("colorblind", len(names))
     texts = []
     for i, name in enumerate(names):
@@ -214,6 +229,7 @@ def pareto_fronts(fronts: dict[str, tuple[list, list, list]], marks: dict[str, t
     (name -> (MACs, accuracy)) adds reference models as stars."""
     import numpy as np
 
+    _check_given(fronts, "fronts", "{search name: (MACs, accuracies, on front)} for at least one search")
     fig, ax = plt.subplots(figsize=(8, 5))
     for i, (name, (macs, accuracy, on_front)) in enumerate(fronts.items()):
         macs, accuracy, on_front = np.asarray(macs, float) / 1e6, 100 * np.asarray(accuracy, float), np.asarray(on_front, bool)

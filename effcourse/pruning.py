@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 from typing import Mapping
 
 import numpy as np
@@ -37,8 +38,11 @@ def schedule_steps(total_steps: int, *, ramp: float = 0.75, frequency: int = 100
         raise ValueError(f"total_steps must be at least 1, got {total_steps}")
     if not 0 < ramp <= 1:
         raise ValueError(f"ramp must be in (0, 1], got {ramp}")
+    if isinstance(frequency, bool) or not isinstance(frequency, numbers.Integral) or frequency < 1:
+        raise ValueError(f"frequency must be a whole number of steps between mask updates, at least 1, "
+                         f"got {frequency!r}")
     ramp_steps = max(1, math.floor(ramp * total_steps))
-    frequency = max(1, min(frequency, ramp_steps // 10 or 1))
+    frequency = min(frequency, ramp_steps // 10 or 1)
     return frequency * (ramp_steps // frequency), frequency
 
 
@@ -108,12 +112,13 @@ def pruned_in_place(model: keras.Model, sparsity: float | Mapping[str, float]):
 
 
 def layer_sparsity(model: keras.Model) -> dict[str, float]:
-    """Share of exactly-zero kernel weights in each prunable layer."""
+    """Share of exactly-zero kernel weights in each prunable layer (0 for a kernel of no weights,
+    as `measure.sparsity` counts it)."""
     result = {}
     for layer in prunable_layers(model):
         values = [v.numpy() for v in _kernels(layer)]
         size = sum(v.size for v in values)
-        result[layer.name] = 1 - sum(int(np.count_nonzero(v)) for v in values) / size
+        result[layer.name] = 1 - sum(int(np.count_nonzero(v)) for v in values) / size if size else 0.0
     return result
 
 
@@ -198,6 +203,9 @@ def macs_table(models_by_sparsity: Mapping[float, keras.Model]):
     rows = []
     for asked, model in sorted(models_by_sparsity.items()):
         dense, nonzero = measure.macs(model)
+        if not dense:
+            raise ValueError(f"{model.name!r} (sparsity {asked}) has no MACs to compare: it has no Conv2D/Dense-family "
+                             "layer with weights. Pass models with convolution or Dense layers.")
         rows.append({"sparsity asked": asked, "sparsity measured": round(measure.sparsity(model), 4),
                      "MACs (M)": round(dense / 1e6, 3), "non-zero MACs (M)": round(nonzero / 1e6, 3),
                      "non-zero share": round(nonzero / dense, 3)})

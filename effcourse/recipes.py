@@ -3,6 +3,7 @@ so a later lesson can retrain exactly the model an earlier lesson trained."""
 from __future__ import annotations
 
 import math
+import numbers
 import time
 
 import tensorflow as tf
@@ -32,6 +33,16 @@ def check_classes(model: keras.Model, data: ImageData, who: str = "The model") -
     if logits != data.num_classes:
         raise ValueError(f"{who} gives {logits} logits, but the data has {data.num_classes} classes: build it "
                          "with num_classes=data.num_classes.")
+
+
+def check_learning_rate(learning_rate) -> float:
+    """`learning_rate` as a float, refused unless it is a positive, finite number (an int is taken)."""
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real):
+        raise TypeError(f"learning_rate must be a number such as 1e-4, got {learning_rate!r}.")
+    if not 0 < learning_rate < math.inf:
+        raise ValueError(f"learning_rate must be positive and finite, such as 1e-4, got {learning_rate!r}: "
+                         "zero does not train, and a negative rate climbs the loss instead of descending it.")
+    return float(learning_rate)
 
 
 def compile_model(model: keras.Model, learning_rate=1e-3) -> keras.Model:
@@ -132,6 +143,7 @@ def fine_tune(model: keras.Model, data: ImageData, *, epochs: int, learning_rate
     full-profile improved CNN for 4 epochs at a constant 1e-4 lost 1.4 points). Short runs (under 30 steps) run
     eagerly, since tracing a training step takes longer than they do."""
     check_classes(model, data)
+    learning_rate = check_learning_rate(learning_rate)
     steps = training_steps(data, epochs)
     keras.utils.set_random_seed(seed)
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)

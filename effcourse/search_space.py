@@ -14,7 +14,7 @@ import json
 import math
 import numbers
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Iterable, Mapping
 
 import numpy as np
 import tf_keras as keras
@@ -54,8 +54,20 @@ class Spec:
     head: int = 0
 
     def __post_init__(self):
+        if isinstance(self.filters, (str, bytes)) or not isinstance(self.filters, Iterable):
+            raise TypeError(f"A spec's filters are one width per stage, e.g. Spec((16, 32)), or Spec((16,)) for one "
+                            f"stage; got {self.filters!r}.")
         filters = tuple(self.filters)
+        whole = {"filters": filters, "kernel_size": (self.kernel_size,), "head": (self.head,)}
+        wrong = [f"{name} {getattr(self, name)!r}" for name, values in whole.items()
+                 if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in values)]
+        if wrong:
+            raise TypeError(f"A spec's filters, kernel_size and head are whole numbers (int), got {'; '.join(wrong)}: "
+                            "write e.g. Spec((16, 32), kernel_size=3, head=0).")
+        filters = tuple(map(int, filters))  # numpy integers too, so that to_json writes them
         object.__setattr__(self, "filters", filters)
+        object.__setattr__(self, "kernel_size", int(self.kernel_size))
+        object.__setattr__(self, "head", int(self.head))
         problems = []
         if not 1 <= len(filters) <= MAX_STAGES or any(f not in WIDTHS for f in filters):
             problems.append(f"filters {filters}: 1 to {MAX_STAGES} stages, each one of {WIDTHS}")
@@ -254,9 +266,15 @@ def budget_costs(model: keras.Model, calibration: "ImageData | np.ndarray") -> d
     return {"macs": measure.macs(model)[0], **_int8_costs(content)}
 
 
-def _as_mapping(costs: "Costs | Mapping[str, float]") -> "Mapping[str, float]":
-    """`costs` as a mapping: a Costs' fields, or a mapping such as a trial's user attributes as it is."""
-    return dataclasses.asdict(costs) if isinstance(costs, Costs) else costs
+def _as_mapping(costs: "Costs | Mapping[str, float]", names=()) -> "Mapping[str, float]":
+    """`costs` as a mapping: a Costs' fields, or a mapping such as a trial's user attributes as it is;
+    refused if it lacks one of the costs `names`."""
+    values = dataclasses.asdict(costs) if isinstance(costs, Costs) else costs
+    missing = [name for name in names if name not in values]
+    if missing:
+        raise ValueError(f"The costs have no {', '.join(missing)}: pass a Costs (measure_costs), or a mapping with "
+                         f"every cost the budget limits ({', '.join(names)}), such as budget_costs gives.")
+    return values
 
 
 @dataclass(frozen=True)
@@ -276,8 +294,9 @@ class Budget:
         """Per limit, how far `costs` (Costs, or a mapping with the same keys such as a trial's user
         attributes) lie beyond it, as a share of the limit: at most 0 within it (Optuna's
         constraints convention)."""
-        values = _as_mapping(costs)
-        return [values[name] / limit - 1 for name, limit in dataclasses.asdict(self).items()]
+        limits = dataclasses.asdict(self)
+        values = _as_mapping(costs, limits)
+        return [values[name] / limit - 1 for name, limit in limits.items()]
 
     def allows(self, costs: "Costs | Mapping[str, float]") -> bool:
         return all(v <= 0 for v in self.violations(costs))
@@ -285,11 +304,11 @@ class Budget:
     def within(self, costs: "Costs | Mapping[str, float]", *names: str) -> "Budget":
         """This budget with the limits `names` (all by default) lowered to `costs` where they are
         lower: what a model may spend to dominate, in those costs, a reference that costs `costs`."""
-        values = _as_mapping(costs)
         limits = dataclasses.asdict(self)
         unknown = set(names) - set(limits)
         if unknown:
             raise ValueError(f"A budget has no limit {', '.join(sorted(unknown))}; its limits: {', '.join(limits)}.")
+        values = _as_mapping(costs, names or limits)
         return Budget(**{name: min(limit, int(values[name])) if name in (names or limits) else limit
                          for name, limit in limits.items()})
 
@@ -349,10 +368,14 @@ def proxy_accuracy(model: keras.Model, data: "ImageData", proxy: Proxy, *, seed:
 
 def kendall_tau(a, b) -> float:
     """Kendall's rank correlation (tau-b, ties counted) between two scores of the same candidates,
-    such as proxy and fully trained accuracies: 1 when they rank them alike, -1 when reversed."""
+    such as proxy and fully trained accuracies: 1 when they rank them alike, -1 when reversed.
+    A score equal for every candidate ranks none of them, and tau-b is 0/0 there: this returns 0,
+    as for unrelated rankings (scipy would give NaN)."""
     from scipy import stats
 
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.shape != b.shape or a.ndim != 1 or len(a) < 2:
         raise ValueError(f"kendall_tau needs two sequences of the same length, at least 2: got {a.shape} and {b.shape}.")
+    if np.all(a == a[0]) or np.all(b == b[0]):
+        return 0.0
     return float(stats.kendalltau(a, b).statistic)

@@ -98,11 +98,19 @@ def narrow(model: keras.Model, keep: Mapping[str, Iterable[int]], name: str | No
     the next convolution its input slices, the first Dense layer its rows (after Flatten: every
     flattened position of a removed channel)."""
     _check_rewritable(model)
-    keep = {k: np.sort(np.asarray(list(v))) for k, v in keep.items()}
-    names = {layer.name for layer in model.layers}
-    unknown = sorted(set(keep) - names)
+    if not isinstance(keep, Mapping):
+        raise TypeError(f"keep maps Conv2D layer names to the indices of the filters to keep, e.g. "
+                        f"{{'conv': [0, 2, 3]}} (filters_to_keep gives one), got {keep!r}.")
+    unknown = sorted(set(keep) - {layer.name for layer in model.layers})
     if unknown:
-        raise ValueError(f"No layer named {', '.join(unknown)} in {model.name!r}.")
+        convs = ", ".join(layer.name for layer in _surgery_convs(model))
+        raise ValueError(f"No layer named {', '.join(map(str, unknown))} in {model.name!r}; its Conv2D layers: {convs}.")
+    counts = [f"{name}: {v!r}" for name, v in keep.items() if isinstance(v, numbers.Number)]
+    if counts:
+        raise TypeError(f"keep gives each layer the indices of the filters to keep, not a count "
+                        f"({'; '.join(counts)}): write e.g. {{'conv': [0, 1]}}, or remove a share of the filters "
+                        "with prune_filters.")
+    keep = {k: np.sort(np.asarray(list(v))) for k, v in keep.items()}
     channels = None  # kept channel indices of the current feature map (None: all of them)
     rows = None  # kept rows of the next Dense layer's kernel (after GAP or Flatten)
     new_layers, new_weights = [], []

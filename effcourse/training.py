@@ -453,6 +453,7 @@ def compare_policies(build: Callable[[], keras.Model], data: ImageData, *, polic
     import tensorflow as tf
 
     settings = _settings(policies)
+    learning_rate = recipes.check_learning_rate(learning_rate)
     profile = profile or profiles.current()
     plan = plan or plan_for(profile)
     if device == "auto":

@@ -262,6 +262,16 @@ def _tar_with_huge_label(tmp_path):
     return write_tar(tmp_path / "huge.tar.gz", files)
 
 
+def _tar_with_label(label):
+    def make(tmp_path):
+        files, _, _ = cifar_files()
+        batch = pickle.loads(files["data_batch_2"])
+        batch[b"labels"][-1] = label
+        files["data_batch_2"] = pickle.dumps(batch)
+        return write_tar(tmp_path / "relabelled.tar.gz", files)
+    return make
+
+
 def _images_per_class(n):
     def make(tmp_path):
         write_tree(tmp_path / "t", ["a", "b"], n)
@@ -291,6 +301,8 @@ BAD_INPUT = {
                             "labels up to 9"),
     "huge label": (_tar_with_huge_label, "data_batch_2 is not a CIFAR-10 batch",
                    "OverflowError"),
+    "fractional label": (_tar_with_label(3.7), "data_batch_2 has a label that is not a whole class index (3.7)",
+                         "3.0 is read as 3"),  # was truncated to 3
     "no test image": (_images_per_class(1), "test_fraction=0.2 of its 2 images holds out no "
                       "image for testing", "more images per class"),
     "no validation image": (_images_per_class(3), "validation split would be empty",
@@ -314,6 +326,12 @@ def test_bad_input_raises_a_helpful_data_error(tmp_path, monkeypatch, case):
     assert detail is None or detail in message
     if case in ("truncated tar.gz", "garbage tar.gz", "bad pickle", "truncated zip"):
         assert err.value.__cause__ is not None
+
+
+def test_a_whole_float_label_is_read_as_its_class(tmp_path):
+    loaded = data.load_cifar10(_tar_with_label(3.0)(tmp_path), profile=ALL)
+    _, _, y = cifar_files()
+    assert sorted(np.concatenate([loaded.y_train, loaded.y_val])) == sorted(np.r_[y[:39], 3, y[40:100]])
 
 
 def test_broken_copy_named_by_env_var_raises_instead_of_falling_back(tmp_path, monkeypatch):

@@ -71,6 +71,23 @@ def test_fine_tune_decays_the_learning_rate_to_zero_over_the_run():
     assert recipes.training_steps(tiny(2048), 1) == 32
 
 
+@pytest.mark.parametrize("learning_rate, error", [(-1e-3, ValueError), (0, ValueError), (float("nan"), ValueError),
+                                                  (float("inf"), ValueError), ("1e-3", TypeError), (True, TypeError)])
+def test_fine_tune_refuses_a_learning_rate_that_cannot_train(learning_rate, error):
+    """A negative rate trained uphill and 0 or NaN ran without a word; now refused before training."""
+    model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(10)])
+    with pytest.raises(error, match="learning_rate must be"):
+        recipes.fine_tune(model, tiny(128), epochs=1, learning_rate=learning_rate)
+    assert model.optimizer is None
+
+
+def test_fine_tune_takes_a_learning_rate_given_as_an_int():
+    """It failed inside CosineDecay: "Cannot convert 3.141592653589793 to EagerTensor of dtype int32"."""
+    model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(10)])
+    recipes.fine_tune(model, tiny(128), epochs=1, learning_rate=1)
+    assert model.optimizer.get_config()["learning_rate"]["config"]["initial_learning_rate"] == 1.0
+
+
 @pytest.fixture(scope="module")
 def improved_and_data():
     """The improved CNN trained one epoch on tiny data, and that data."""

@@ -30,3 +30,31 @@ def test_learning_curves_need_history_dicts_with_validation():
     fig = plots.learning_curves({"m": History.history})
     assert len(fig.axes[0].lines) == 2 and len(fig.axes[1].lines) == 2
     plt.close(fig)
+
+
+@pytest.mark.parametrize("draw, what", [
+    (lambda: plots.learning_curves({}), "histories is empty"),
+    (lambda: plots.accuracy_band(plt.gca(), [], [], images=100), "accuracies is empty"),
+    (lambda: plots.soft_labels([], {"T = 1": []}, ["cat", "dog"]), "images is empty"),
+    (lambda: plots.soft_labels([[[0.0]]], {}, ["cat", "dog"]), "probabilities is empty"),
+    (lambda: plots.accuracy_sweeps({}, images=100), "panels is empty"),
+    (lambda: plots.accuracy_sweeps({"temperature": ([], [])}, images=100), "accuracies is empty"),
+    (lambda: plots.pareto_fronts({}), "fronts is empty"),
+])
+def test_nothing_to_plot_is_refused(draw, what):
+    """Matplotlib failed ("Number of columns must be a positive integer, not 0", "not enough values to
+    unpack"), soft_labels divided by zero, and learning_curves and pareto_fronts drew an empty figure."""
+    with pytest.raises(ValueError, match=f"Nothing to plot: {what}; pass "):
+        draw()
+    plt.close("all")
+
+
+def test_accuracy_energy_needs_models_both_measured():
+    """A comparison and a measurement of other models drew an empty figure."""
+    import pandas as pd
+    from types import SimpleNamespace
+
+    comparison = SimpleNamespace(table=pd.DataFrame(index=["float32", "int8"]))
+    measurement = SimpleNamespace(subjects={"student": None})
+    with pytest.raises(ValueError, match="comparison \\(float32, int8\\) and the energy measurement \\(student\\) share no model"):
+        plots.accuracy_energy(comparison, measurement)

@@ -87,6 +87,13 @@ def test_schedule_steps_rejects_bad_arguments():
         pruning.schedule_steps(10, ramp=0)
 
 
+@pytest.mark.parametrize("frequency", [0, -5, 2.5])
+def test_schedule_steps_refuses_a_frequency_that_is_not_a_count_of_steps(frequency):
+    """0 and -5 became 1 silently (a mask update every step), 2.5 a fractional schedule (750.0, 2.5)."""
+    with pytest.raises(ValueError, match=f"frequency must be a whole number of steps .* at least 1, got {frequency}"):
+        pruning.schedule_steps(1000, frequency=frequency)
+
+
 @pytest.mark.parametrize("eager", [False, True])
 def test_toolkit_reaches_the_target_with_schedule_steps(eager):
     data = _data(n_train=80)  # 5 steps of 16
@@ -250,6 +257,17 @@ def test_macs_table_counts_from_the_weights():
     assert table["sparsity measured"].tolist() == [0.0, 0.5]
 
 
+def test_macs_table_refuses_a_model_without_kernels_and_layer_sparsity_counts_none():
+    """Both failed with ZeroDivisionError: macs_table on a model of no MACs, layer_sparsity on an empty kernel."""
+    flat = keras.Sequential([keras.Input((4, 4, 3)), layers.GlobalAveragePooling2D(), layers.BatchNormalization()],
+                            name="no_kernels")
+    with pytest.raises(ValueError, match="'no_kernels' \\(sparsity 0.5\\) has no MACs to compare: it has no Conv2D/Dense"):
+        pruning.macs_table({0.5: flat})
+    assert pruning.layer_sparsity(flat) == {}
+    empty = keras.Sequential([keras.Input((3,)), layers.Dense(0, name="none"), layers.Dense(2, name="d")])
+    assert pruning.layer_sparsity(empty) == {"none": 0.0, "d": 0.0}
+
+
 # --------------------------------------------------------------------------- structured pruning
 
 
@@ -399,6 +417,20 @@ def test_surgery_refuses_what_it_would_rewrite_wrongly():
     # a softmax on the classifier's outputs stays supported
     classifier = sequential(head=(layers.GlobalAveragePooling2D(), layers.Dense(2), layers.Activation("softmax")))
     assert surgery.widths(surgery.prune_filters(classifier, 0.5)) == [2]
+
+
+def test_narrow_says_what_keep_is_and_names_the_conv2d_layers():
+    """A misspelt layer given a count failed as "'int' object is not iterable", a list of pairs as
+    "'list' object has no attribute 'items'"."""
+    model = _small_gap_cnn()
+    with pytest.raises(ValueError, match="No layer named conv1 in '.*'; its Conv2D layers: c1, c2\\."):
+        surgery.narrow(model, {"conv1": 2})
+    for count in (2, 2.0):
+        with pytest.raises(TypeError, match=f"indices of the filters to keep, not a count \\(c1: {count}\\)"):
+            surgery.narrow(model, {"c1": count})
+    with pytest.raises(TypeError, match="keep maps Conv2D layer names to the indices"):
+        surgery.narrow(model, [("c1", [0, 1])])
+    assert surgery.widths(surgery.narrow(model, {"c1": np.array([0, 1])})) == [2, 6]
 
 
 # --------------------------------------------------------------------------- 2:4, converted models, plots

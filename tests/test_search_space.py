@@ -34,6 +34,28 @@ def test_a_spec_checks_its_values_and_round_trips_through_json():
             Spec(**bad)
 
 
+ONE_WIDTH_PER_STAGE = "filters are one width per stage, e.g. Spec\\(\\(16, 32\\)\\)"
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"filters": 16}, ONE_WIDTH_PER_STAGE), ({"filters": 16.0}, ONE_WIDTH_PER_STAGE), ({"filters": "16"}, ONE_WIDTH_PER_STAGE),
+    ({"filters": (16.0, 32.0)}, "whole numbers \\(int\\), got filters \\(16.0, 32.0\\)"),
+    ({"filters": (16,), "kernel_size": 3.0}, "whole numbers \\(int\\), got kernel_size 3.0"),
+    ({"filters": (16,), "head": False}, "whole numbers \\(int\\), got head False"),
+])
+def test_a_spec_refuses_values_of_the_wrong_type(bad, match):
+    """A bare width failed as "'int' object is not iterable", a string was split into characters,
+    and 16.0, 3.0 or False passed as 16, 3 or 0 into the candidate's name ('cnn_16.0_...')."""
+    with pytest.raises(TypeError, match=match):
+        Spec(**bad)
+
+
+def test_a_spec_of_numpy_integers_holds_ints():
+    """Its to_json failed ("Object of type int64 is not JSON serializable")."""
+    spec = Spec(np.array([16, 32]), kernel_size=np.int64(3))
+    assert spec == Spec((16, 32)) and Spec.from_json(spec.to_json()) == spec
+
+
 def test_suggest_asks_only_for_the_stages_a_candidate_has():
     fixed = {"stages": 2, "filters_1": 32, "filters_2": 64, "kernel_size": 5, "conv": "separable",
              "pooling": "average", "head": 32}
@@ -177,6 +199,15 @@ def test_a_budget_within_a_reference_keeps_the_lower_of_each_limit():
         MICROCONTROLLER.within(reference, "latency_ms")
 
 
+def test_a_budget_names_the_cost_it_is_not_given():
+    """A KeyError('peak_activation_bytes') before."""
+    costs = {"macs": 12_000_000, "int8_bytes": 200 * 1024}
+    for check in (MICROCONTROLLER.violations, MICROCONTROLLER.allows, MICROCONTROLLER.exceeded, MICROCONTROLLER.within):
+        with pytest.raises(ValueError, match="The costs have no peak_activation_bytes: pass a Costs"):
+            check(costs)
+    assert MICROCONTROLLER.within(costs, "macs") == Budget(100 * 1024, 64 * 1024, 12_000_000)  # only macs is read
+
+
 def test_the_proxy_follows_the_profile_and_trains_the_candidate(tiny_data):
     assert search_space.proxy_for("smoke").epochs <= search_space.proxy_for("workshop").epochs \
         <= search_space.proxy_for("full").epochs
@@ -197,3 +228,10 @@ def test_kendall_tau_counts_concordant_pairs():
     assert search_space.kendall_tau(a, [-v for v in a]) == pytest.approx(-1.0)
     with pytest.raises(ValueError, match="same length"):
         search_space.kendall_tau([1, 2, 3], [1, 2])
+
+
+def test_kendall_tau_of_a_score_that_ranks_nothing_is_0():
+    """NaN before (printed as 'nan' by lesson 06): a proxy equal for every candidate ranks none."""
+    assert search_space.kendall_tau([0.1, 0.1, 0.1], [0.2, 0.5, 0.4]) == 0.0
+    assert search_space.kendall_tau([0.2, 0.5, 0.4], [0.3, 0.3, 0.3]) == 0.0
+    assert f"{search_space.kendall_tau([0.5, 0.5], [0.5, 0.5]):.2f}" == "0.00"

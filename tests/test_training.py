@@ -221,6 +221,25 @@ def test_a_model_of_other_classes_than_the_data_is_refused_before_training(tiny_
                                   profile=profiles.get("smoke"), energy_method="estimate", device=None, record=False)
 
 
+@pytest.mark.parametrize("learning_rate", [-2e-3, 0.0, float("nan")])
+def test_a_learning_rate_that_cannot_train_is_refused_before_building(tiny_data, learning_rate):
+    """A negative rate trained every policy uphill, 0 not at all, without a word."""
+    built = []
+    with pytest.raises(ValueError, match="learning_rate must be positive and finite"):
+        training.compare_policies(lambda: built.append(1) or tiny_cnn(), tiny_data, policies=("float32",),
+                                  plan=TINY_PLAN, lesson="t", learning_rate=learning_rate, record=False)
+    assert not built
+
+
+def test_a_learning_rate_given_as_an_int_trains(tiny_data):
+    """It failed inside CosineDecay: "Cannot convert 3.141592653589793 to EagerTensor of dtype int32"."""
+    result = training.compare_policies(tiny_cnn, tiny_data, policies=("float32",), plan=TINY_PLAN, lesson="t",
+                                       learning_rate=1, profile=profiles.get("smoke"), energy_method="estimate",
+                                       device=None, record=False)
+    config = result.models["float32"].optimizer.get_config()["learning_rate"]["config"]
+    assert config["initial_learning_rate"] == 1.0
+
+
 def test_peak_memory_is_read_per_run_where_the_device_reports_it(monkeypatch):
     reads = iter([3 * 2**20, 5 * 2**20, 4 * 2**20, 2**20])
     monkeypatch.setattr(tf.config.experimental, "reset_memory_stats", lambda device: None)

@@ -168,11 +168,16 @@ def _batch_arrays(batch, name: str, where: str):
     try:
         x = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
         y = np.asarray(batch[b"labels"], dtype=np.int64).reshape(-1)
+        given = np.asarray(batch[b"labels"]).reshape(-1)
     except (KeyError, TypeError, ValueError, IndexError, OverflowError) as err:
         raise DataError(
             f"{where}: {name} is not a CIFAR-10 batch (expected b'data' rows of 3,072 bytes and "
             f"b'labels'; {type(err).__name__}: {err}). Extract cifar-10-python.tar.gz again."
         ) from err
+    if given.dtype.kind == "f" and (given != y).any():
+        raise DataError(f"{where}: {name} has a label that is not a whole class index ({float(given[given != y][0])}): "
+                        "labels are whole numbers (3.0 is read as 3). Save them as ints, or extract "
+                        "cifar-10-python.tar.gz again.")
     if len(x) != len(y) or (len(y) and y.min() < 0):
         raise DataError(f"{where}: {name} has {len(x)} images but {len(y)} labels, or negative "
                         "labels. Extract cifar-10-python.tar.gz again.")
