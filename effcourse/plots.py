@@ -27,6 +27,9 @@ def learning_curves(histories: dict[str, dict]) -> Figure:
         if not isinstance(history, Mapping) or not {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(history):
             raise ValueError(f"The history of {name!r} must be a dict (`model.fit(...).history`) with loss, accuracy, "
                              "val_loss and val_accuracy: fit with validation data and metrics=['accuracy'].")
+        if len(history["loss"]) == 0:
+            raise ValueError(f"Nothing to plot: the history of {name!r} has no epoch; pass the history of a fit that "
+                             "trained at least one epoch.")
     fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(11, 4))
     for i, (name, history) in enumerate(histories.items()):
         colour = f"C{i}"
@@ -233,6 +236,10 @@ def pareto_fronts(fronts: dict[str, tuple[list, list, list]], marks: dict[str, t
     fig, ax = plt.subplots(figsize=(8, 5))
     for i, (name, (macs, accuracy, on_front)) in enumerate(fronts.items()):
         macs, accuracy, on_front = np.asarray(macs, float) / 1e6, 100 * np.asarray(accuracy, float), np.asarray(on_front, bool)
+        if len(macs) == 0 or not len(macs) == len(accuracy) == len(on_front):
+            raise ValueError(f"Nothing to plot for the search {name!r}: pass its trials' MACs, accuracies and whether each "
+                             f"is on the front, one of each per trial (got {len(macs)}, {len(accuracy)} and "
+                             f"{len(on_front)}); run the search first if it has no trial.")
         ax.plot(macs, accuracy, "o", color=f"C{i}", alpha=0.35, markersize=5)
         order = np.argsort(macs[on_front])
         ax.step(macs[on_front][order], accuracy[on_front][order], where="post", color=f"C{i}", lw=1.5,

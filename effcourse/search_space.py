@@ -376,6 +376,9 @@ def kendall_tau(a, b) -> float:
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.shape != b.shape or a.ndim != 1 or len(a) < 2:
         raise ValueError(f"kendall_tau needs two sequences of the same length, at least 2: got {a.shape} and {b.shape}.")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError("kendall_tau needs finite scores: a NaN or infinite score (a trial that failed or diverged) "
+                         "ranks nothing; leave that candidate out of both sequences.")
     if np.all(a == a[0]) or np.all(b == b[0]):
         return 0.0
     return float(stats.kendalltau(a, b).statistic)

@@ -123,8 +123,8 @@ def test_widgets_are_drawn_in_a_browser_without_a_kernel(html):
     with _served(html, missing) as site:
         pruning = _rendered_dom(f"{site}/notebooks/02_pruning.html")
         quantization = _rendered_dom(f"{site}/notebooks/03_quantization.html")
-    # Everything the pages ask for is on the site, the widget manager's icon font included.
-    assert [path for path in missing if path != "/favicon.ico"] == [], missing
+    # Everything the pages ask for is on the site, the widget manager's icon font and the site's icon included.
+    assert missing == [], missing
     # Lesson 02: the sparsity slider and the table of the level it shows, with the run's numbers.
     assert re.search(r'<div class="[^"]*widget-hslider[^"]*widget-slider', pruning)
     table = re.search(r'class="widget-html-content"><table>(.*?)</table>', pruning)

@@ -49,6 +49,21 @@ def test_nothing_to_plot_is_refused(draw, what):
     plt.close("all")
 
 
+def test_a_history_without_epochs_is_refused():
+    """Drew empty axes before."""
+    empty = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
+    with pytest.raises(ValueError, match="history of 'm' has no epoch"):
+        plots.learning_curves({"m": empty})
+
+
+@pytest.mark.parametrize("trials", [([], [], []), ([1e6, 2e6], [0.5], [True, False])])
+def test_a_search_without_trials_or_with_ragged_columns_is_refused(trials):
+    """A search without trials drew empty axes; ragged columns failed inside numpy's indexing."""
+    with pytest.raises(ValueError, match="Nothing to plot for the search 's'.*one of each per trial"):
+        plots.pareto_fronts({"s": trials})
+    plt.close("all")
+
+
 def test_accuracy_energy_needs_models_both_measured():
     """A comparison and a measurement of other models drew an empty figure."""
     import pandas as pd

@@ -233,5 +233,12 @@ def test_kendall_tau_counts_concordant_pairs():
 def test_kendall_tau_of_a_score_that_ranks_nothing_is_0():
     """NaN before (printed as 'nan' by lesson 06): a proxy equal for every candidate ranks none."""
     assert search_space.kendall_tau([0.1, 0.1, 0.1], [0.2, 0.5, 0.4]) == 0.0
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_kendall_tau_refuses_a_score_that_is_not_finite(bad):
+    """NaN before, with no word on which candidate broke it (scipy ranks NaN nowhere)."""
+    with pytest.raises(ValueError, match="finite scores.*leave that candidate out"):
+        search_space.kendall_tau([0.1, bad, 0.3], [0.2, 0.5, 0.4])
     assert search_space.kendall_tau([0.2, 0.5, 0.4], [0.3, 0.3, 0.3]) == 0.0
     assert f"{search_space.kendall_tau([0.5, 0.5], [0.5, 0.5]):.2f}" == "0.00"
