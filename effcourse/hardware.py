@@ -5,6 +5,8 @@ import functools
 import os
 import platform
 import re
+import subprocess
+import sys
 from dataclasses import dataclass
 from importlib import metadata
 
@@ -18,7 +20,8 @@ def cpu_threads() -> int:
 
 
 def cpu_model() -> str:
-    """The CPU's marketing name, as the OS reports it."""
+    """The CPU's marketing name, as the OS reports it: /proc/cpuinfo on Linux, sysctl on macOS
+    ('Apple M2'), the registry on Windows; else what Python's platform module knows."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
@@ -26,7 +29,23 @@ def cpu_model() -> str:
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return _os_cpu_name() or platform.processor() or platform.machine()
+
+
+def _os_cpu_name() -> str:
+    """The CPU's name from macOS's sysctl or Windows's registry ('' elsewhere or when unreadable)."""
+    try:
+        if sys.platform == "darwin":
+            done = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True, timeout=5)
+            return done.stdout.strip() if done.returncode == 0 else ""
+        if sys.platform == "win32":
+            import winreg
+
+            with winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE, r"HARDWARE\DESCRIPTION\System\CentralProcessor\0") as key:
+                return str(winreg.QueryValueEx(key, "ProcessorNameString")[0]).strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return ""
 
 
 # x86 CPU flags (as /proc/cpuinfo names them) that decide how fast int8, bf16 and float32 kernels can be.
@@ -148,7 +167,8 @@ GPU_BFLOAT16 = (8, 0)  # ... and bfloat16 (Ampere)
 
 # What a measured speed verdict (stats.Ratio.verdict with "slower"/"faster") may be for each expectation.
 _AGREES = {"faster": {"faster"}, "slower": {"slower"}, "not faster": {"slower", "no measurable difference"},
-           "possibly faster": {"faster", "no measurable difference"}}
+           "possibly faster": {"faster", "no measurable difference"}, "likely slower": {"slower"}}
+_UNKNOWN_FLAGS = "this OS lists no CPU flags (Linux does), so whether this CPU has {} instructions is not known"
 
 
 @dataclass(frozen=True)
@@ -173,9 +193,15 @@ class ReducedPrecision:
         """Whether a GPU has tensor cores for float16 (compute capability 7.0 or more)."""
         return any(cc is not None and cc >= TENSOR_CORES for _, cc in self.gpus)
 
+    @property
+    def cpu_flags_known(self) -> bool:
+        """Whether the OS listed the CPU's flags (Linux does; macOS and Windows list none here)."""
+        return bool(self.cpu_flags)
+
     def expect(self, policy: str) -> tuple[str, str]:
         """What to expect of `policy`'s training speed against float32 here, and why: "faster",
-        "possibly faster", "not faster" or "slower"."""
+        "possibly faster", "not faster", "slower", or "likely slower" where the CPU's flags are
+        not known (most CPUs have no 16-bit float arithmetic)."""
         if policy not in ("mixed_float16", "mixed_bfloat16"):
             raise ValueError(f"policy must be mixed_float16 or mixed_bfloat16, got {policy!r}")
         kind = policy.removeprefix("mixed_")
@@ -191,6 +217,12 @@ class ReducedPrecision:
             where = "" if best is None else f" (compute capability {best[0]}.{best[1]})"
             return "not faster", (f"{name}{where} has no tensor cores for {kind} (they need compute capability "
                                   f"{need[0]}.{need[1]}): {kind} may save memory, not time")
+        if not self.cpu_flags_known:
+            exception = ("a CPU with AVX-512 BF16, such as AMD's Zen 4, may train it as fast as float32 or faster"
+                         if kind == "bfloat16" else "on a CPU with AVX-512 FP16, oneDNN's float16 weight gradients "
+                         "are a reference kernel, far slower still")
+            return "likely slower", (_UNKNOWN_FLAGS.format(kind) + f". Most CPUs have none and emulate {kind}, "
+                                     f"converting to float32 and back; {exception}. The measurement decides")
         if kind == "bfloat16":
             if "amx_bf16" in self.cpu_flags:
                 return "faster", "AMX-BF16 tiles multiply bfloat16 matrices, and oneDNN uses them"
@@ -220,7 +252,8 @@ class ReducedPrecision:
         else:
             device = "no GPU"
         has = [label for flag, label in REDUCED_FLAGS.items() if flag in self.cpu_flags]
-        lines = [f"{device}; CPU instructions for 16-bit floats: {', '.join(has) or 'none'}"]
+        found = (", ".join(has) or "none") if self.cpu_flags_known else "not known (the OS lists no CPU flags)"
+        lines = [f"{device}; CPU instructions for 16-bit floats: {found}"]
         for policy in ("mixed_float16", "mixed_bfloat16"):
             verdict, why = self.expect(policy)
             lines.append(f"  {policy} against float32, expected training speed: {verdict} ({why})")

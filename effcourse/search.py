@@ -99,10 +99,10 @@ def storage_for(location: str | os.PathLike) -> optuna.storages.BaseStorage:
             raise SearchError(f"{_PASSWORD.sub(':***@', text)} reads as a journal file's path in a missing folder; "
                               "a database URL starts with its scheme, a colon and two slashes: postgresql://user:password@host/db.")
         raise SearchError(f"No folder {paths.display(path.parent)} for the journal file {path.name}: create it first.")
-    from optuna.storages.journal import JournalFileBackend
+    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
-    try:
-        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    try:  # Optuna's default lock makes a symbolic link, which Windows allows only with extra privileges
+        return optuna.storages.JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
     except OSError as err:
         raise SearchError(f"Cannot open the journal file {paths.display(path)} ({err.strerror}): "
                           "choose a file you may write.") from err

@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
-import resource
 import sys
 import time
 import uuid
@@ -101,7 +100,7 @@ def plan_for(profile: profiles.Profile | None = None, *, gpu: bool | None = None
         chosen = PLANS[name]
         return dataclasses.replace(chosen, widths=tuple(2 * w for w in chosen.widths), batch_size=4 * chosen.batch_size)
     if emulated is None:
-        emulated = hardware.reduced_precision([]).expect("mixed_bfloat16")[0] == "slower"
+        emulated = hardware.reduced_precision([]).expect("mixed_bfloat16")[0] in ("slower", "likely slower")
     return EMULATED_PLANS.get(name, PLANS[name]) if emulated else PLANS[name]
 
 
@@ -293,8 +292,13 @@ def _memory(device: str | None) -> float | None:
     return float(tf.config.experimental.get_memory_info(device)["peak"])
 
 
-def _peak_rss() -> float:
-    """The process's peak resident memory in bytes (Linux reports KiB, macOS bytes)."""
+def _peak_rss() -> float | None:
+    """The process's peak resident memory in bytes (Linux reports KiB, macOS bytes); None where the
+    OS has no `resource` module (Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return None
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return float(peak if sys.platform == "darwin" else peak * 1024)
 
@@ -469,10 +473,12 @@ def compare_policies(build: Callable[[], keras.Model], data: ImageData, *, polic
     rows = [_row(run, measured, correct, reference, len(data.x_train), device, meter.reading.measured) for run in runs]
     table = pd.DataFrame(rows).set_index("policy")
     table.attrs.update(rounds=plan.rounds, train_images=len(data.x_train), test_images=len(x_test), reference=reference)
+    rss = _peak_rss()
     memory = (f"peak {device} memory TensorFlow allocated during each policy's blocks "
               "(tf.config.experimental.get_memory_info; every model resident)" if device else
-              f"this CPU reports no memory per model; the process's peak RSS was {_peak_rss() / 2**30:.2f} GiB, "
-              "all policies' models together")
+              f"this CPU reports no memory per model; the process's peak RSS was {rss / 2**30:.2f} GiB, "
+              "all policies' models together" if rss is not None else
+              "this CPU reports no memory per model, and this OS no peak memory of the process")
     comparison = PolicyComparison(
         id=uuid.uuid4().hex[:12], title=title or f"Lesson {lesson}: {len(runs)} dtype policies trained together",
         lesson=str(lesson), reference=reference, plan=plan, table=table, throughput=measured["throughput"],

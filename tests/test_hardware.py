@@ -72,8 +72,42 @@ def test_the_summary_names_the_hardware_and_an_expectation_per_policy():
     assert "CPU instructions for 16-bit floats: AVX-512 BF16" in text
     assert "mixed_float16 against float32, expected training speed: faster" in text
     assert "mixed_bfloat16 against float32, expected training speed: not faster" in text
-    cpu = str(hardware.reduced_precision([], set()))
+    cpu = str(hardware.reduced_precision([], {"avx2"}))
     assert cpu.startswith("no GPU; CPU instructions for 16-bit floats: none") and "emulated" in cpu
+
+
+def test_cpu_flags_that_the_os_does_not_list_are_not_known_not_absent():
+    """macOS and Windows list no CPU flags: the summary said 'none' and 'this CPU has no bfloat16
+    instructions' there, also on a Zen 4 laptop that has them."""
+    unknown = hardware.reduced_precision([], set())
+    assert not unknown.cpu_flags_known and hardware.reduced_precision([], {"avx2"}).cpu_flags_known
+    for policy in ("mixed_float16", "mixed_bfloat16"):
+        verdict, why = unknown.expect(policy)
+        assert verdict == "likely slower" and "not known" in why and "has no" not in why
+        assert unknown.agrees(policy, "slower") and not unknown.agrees(policy, "faster")
+    assert "Zen 4" in unknown.expect("mixed_bfloat16")[1]
+    assert str(unknown).startswith("no GPU; CPU instructions for 16-bit floats: not known")
+    assert expected([T4]) == {"mixed_float16": "faster", "mixed_bfloat16": "not faster"}  # a GPU decides alone
+
+
+def test_the_cpu_is_named_on_macos_and_windows_too(monkeypatch):
+    """platform.processor() says 'arm' on an Apple M2 and 'Intel64 Family 6 Model 140 ...' on Windows."""
+    import subprocess
+    import sys
+    import types
+
+    monkeypatch.setattr("builtins.open", lambda *a, **k: (_ for _ in ()).throw(FileNotFoundError("/proc/cpuinfo")))
+    monkeypatch.setattr(sys, "platform", "darwin")
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, stdout="Apple M2\n"))
+    assert hardware.cpu_model() == "Apple M2"
+    monkeypatch.setattr(sys, "platform", "win32")
+    opened = type("Key", (), {"__enter__": lambda self: self, "__exit__": lambda self, *exc: None})
+    winreg = types.SimpleNamespace(HKEY_LOCAL_MACHINE=object(), OpenKey=lambda root, path: opened(),
+                                   QueryValueEx=lambda key, name: ("11th Gen Intel(R) Core(TM) i7-1165G7 @ 2.80GHz ", 1))
+    monkeypatch.setitem(sys.modules, "winreg", winreg)
+    assert hardware.cpu_model() == "11th Gen Intel(R) Core(TM) i7-1165G7 @ 2.80GHz"
+    monkeypatch.setattr(sys, "platform", "freebsd14")
+    assert hardware.cpu_model()  # platform's answer, never empty
 
 
 def test_this_machine_is_read_from_tensorflow_and_proc(monkeypatch):

@@ -212,6 +212,33 @@ def test_policies_trained_together_on_tiny_models(tiny_data):
     assert len(figure.axes[0].lines) == 4
 
 
+
+def test_without_a_resource_module_peak_memory_is_not_reported(monkeypatch):
+    """Windows has no `resource`: effcourse.training imported it at the top, so lesson 04 failed there."""
+    import sys
+
+    assert training._peak_rss() > 0
+    monkeypatch.setitem(sys.modules, "resource", None)  # what `import resource` finds on Windows
+    assert training._peak_rss() is None
+
+
+def test_no_module_of_the_package_needs_a_posix_only_module_to_import():
+    """Every effcourse module imports in an interpreter where resource, fcntl, termios, pwd and grp
+    are missing, as on Windows."""
+    import pkgutil
+    import subprocess
+    import sys
+
+    import effcourse
+
+    names = [m.name for m in pkgutil.walk_packages(effcourse.__path__, "effcourse.") if not m.name.endswith("__main__")]
+    code = ("import sys\nfor posix_only in ('resource', 'fcntl', 'termios', 'pwd', 'grp'):\n"
+            "    sys.modules[posix_only] = None\nimport importlib\n"
+            f"for name in {names!r}:\n    importlib.import_module(name)\nprint('imported', len({names!r}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"imported {len(names)}" in done.stdout and len(names) > 30
+
 def test_a_model_of_other_classes_than_the_data_is_refused_before_training(tiny_data):
     def two_classes():
         return keras.Sequential([keras.Input((8, 8, 3)), layers.GlobalAveragePooling2D(), layers.Dense(2)])
