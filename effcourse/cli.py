@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     worker.add_argument("--microcontroller", action="store_true",
                         help="with --new, for a new study: keep within the microcontroller budget")
     args = parser.parse_args(argv)
+    _printable_everywhere()
     if args.command == "worker":
         return _worker(args)
     try:
@@ -94,6 +95,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"effcourse: {err}", file=sys.stderr)
         return 1
     return 0
+
+
+def _printable_everywhere() -> None:
+    """Let stdout and stderr print what their encoding lacks as '?' instead of failing: the tables hold
+    characters such as Δ and ≥, which a Windows pipe or file (cp1252) cannot encode."""
+    for stream in (sys.stdout, sys.stderr):
+        if (getattr(stream, "encoding", None) or "").lower().replace("-", "") != "utf8" and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
 
 
 def _lessons(only: list[str] | None) -> list[str] | None:

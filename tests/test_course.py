@@ -1,5 +1,6 @@
 """The main job's runner and the command line, on tiny notebooks."""
 import json
+import os
 
 import nbformat
 import pytest
@@ -106,6 +107,23 @@ def test_cli_compare_skips_records_of_the_wrong_shape(tmp_path, monkeypatch, cap
     out = capsys.readouterr().out
     assert "Pruned against dense" in out and "small" in out and "faster" in out and "–" in out
 
+
+
+def test_cli_prints_its_tables_to_a_stream_that_cannot_encode_them(tmp_path):
+    """A Windows pipe or file is cp1252, which has no Δ or ≥: `effcourse compare > out.txt` failed
+    with UnicodeEncodeError there."""
+    import subprocess
+    import sys
+
+    row = {"model": "small", "accuracy %": 71.5, "speed verdict": "faster"}
+    stored = {"id": "a", "title": "Pruned against dense", "lesson": "02", "timestamp": "2026-01-01T00:00:00+00:00",
+              "conditions": "Measured together.", "rows": [row]}
+    (tmp_path / "comparisons.jsonl").write_text(json.dumps(stored) + "\n")
+    env = {**os.environ, paths.ENV_VAR: str(tmp_path), "PYTHONIOENCODING": "cp1252"}
+    done = subprocess.run([sys.executable, "-m", "effcourse", "compare"], capture_output=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr.decode("cp1252", "replace")[-2000:]
+    out = done.stdout.decode("cp1252")
+    assert "Pruned against dense" in out and "? pts" in out  # Δ, which cp1252 lacks, printed as ?
 
 def test_cli_names_a_working_folder_it_cannot_use_without_a_traceback(tmp_path, monkeypatch, capsys):
     (tmp_path / "a-file").write_text("")
