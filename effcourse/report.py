@@ -211,7 +211,7 @@ def _row(name: str, s: _Subject, card: ReportCard, ref: _Subject, timing, refere
     row.update({
         "vs ref (points)": round(100 * paired.difference, 2),
         "accuracy verdict": "reference" if is_ref else paired.verdict,
-        "McNemar p": round(paired.p_value, 4),
+        "McNemar p": paired.p_for_table,
         "latency ms": round(card.latency_ms, 4),
         "p95 ms": round(card.latency_p95_ms, 4),
         "latency x ref": round(speed.median, 3),

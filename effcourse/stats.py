@@ -81,6 +81,11 @@ class PairedAccuracy:
     p_value: float  # exact McNemar test
     verdict: str  # "better", "worse" or "within noise" (B against A)
 
+    @property
+    def p_for_table(self) -> float:
+        """The p-value to two significant digits, as a table shows it (4 decimals showed p = 3e-6 as 0)."""
+        return float(f"{self.p_value:.2g}")
+
     def __str__(self) -> str:
         return (f"{100 * self.difference:+.2f} points ({self.verdict}: {self.only_b_right} images only "
                 f"it gets right, {self.only_a_right} only the other; p = {self.p_value:.2g})")

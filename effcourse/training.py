@@ -553,6 +553,6 @@ def _row(run: _Run, measured: dict, correct: dict, reference: str, train_images:
         "95% interval": f"{100 * low:.1f}-{100 * high:.1f}",
         "vs ref (points)": round(100 * paired.difference, 2),
         "accuracy verdict": "reference" if is_ref else paired.verdict,
-        "McNemar p": round(paired.p_value, 4),
+        "McNemar p": paired.p_for_table,
     })
     return row

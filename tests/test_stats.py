@@ -144,6 +144,15 @@ def test_paired_accuracy_alpha_decides_the_verdict():
     assert stats.paired_accuracy(a, b).verdict == "better"
 
 
+
+def test_a_table_shows_a_small_p_value_to_two_significant_digits_never_as_0():
+    """Tables rounded p to 4 decimals: lesson 05's printed 0.0 and lesson 03's quiz "McNemar p = 0"."""
+    a, b = correctness(10, 0, 30, 10)  # 30 images only B gets right, none only A: p = 2 / 2**30
+    paired = stats.paired_accuracy(a, b)
+    assert paired.p_value == pytest.approx(2 / 2**30)
+    assert paired.p_for_table == 1.9e-09 and f"{paired.p_for_table:.2g}" == "1.9e-09"
+    assert stats.paired_accuracy(*correctness(10, 0, 5, 10)).p_for_table == 0.062  # 0.0625
+
 def test_paired_accuracy_shape_mismatch_raises():
     with pytest.raises(ValueError, match="same test images"):
         stats.paired_accuracy(np.ones(10, bool), np.ones(11, bool))
