@@ -4,7 +4,8 @@ A check calls the learner's function on a few inputs and tests what the answer m
 (its type, shape, a property, the package's own count for a real layer). A wrong answer is
 told which input failed and what kind of answer was expected, never the answer itself. An
 exercise left as it came (`raise NotImplementedError`, or a body that returns nothing) is
-"not answered yet": nothing fails, so a notebook with open exercises still runs end to end.
+"not answered yet": nothing fails, so a notebook with open exercises still runs end to end (a
+function that answered some inputs and returns nothing for another is told to check its returns).
 The teachers' solutions are in `effcourse.solutions`; `show_solution` displays one.
 """
 from __future__ import annotations
@@ -24,7 +25,7 @@ class Wrong(Exception):
 
 
 class _NotAnswered(Exception):
-    pass
+    """The learner's function returned nothing or raised NotImplementedError for the input it names."""
 
 
 @dataclass(frozen=True)
@@ -75,9 +76,20 @@ def check(function: Callable) -> Result:
         raise KeyError(f"No exercise asks for a function named {name!r}. Keep the name the exercise cell "
                        f"gives it; the exercises are: {', '.join(exercises())}.")
     run_check, praise = _CHECKS[name]
+    answered = []
+
+    def recorded(*args):
+        answer = function(*args)
+        answered.append(answer is not None)
+        return answer
+
     try:
-        run_check(function)
-    except _NotAnswered:
+        run_check(recorded)
+    except _NotAnswered as missing:
+        if any(answered):  # it answered an input before: a branch without a return, not an open exercise
+            return Result(name, NOT_YET, f"For {missing} your function returned nothing (None) or raised "
+                                         "NotImplementedError, though it answered the inputs before: does every "
+                                         "branch end in a return?")
         return Result(name, NOT_ANSWERED, "Fill in the function's body, run its cell, then this one.")
     except Wrong as wrong:
         return Result(name, NOT_YET, str(wrong))
@@ -98,21 +110,23 @@ def _call(function: Callable, *args, described: str):
     try:
         answer = function(*args)
     except NotImplementedError:
-        raise _NotAnswered from None
+        raise _NotAnswered(described) from None
     except Exception as error:  # the learner's code may raise anything; say which input made it
         raise Wrong(f"For {described} your function raised {type(error).__name__}: {error}") from None
     if answer is None:
-        raise _NotAnswered
+        raise _NotAnswered(described)
     return answer
 
 
 def _whole_number(answer, described: str) -> int:
-    if isinstance(answer, (bool, np.bool_)) or not isinstance(answer, (int, np.integer, float, np.floating)):
+    """A count: a whole number of any numeric type (Python, numpy, a 0-d array, a TensorFlow scalar)."""
+    value = _array(answer, described, "answer")
+    if value.shape != () or value.dtype.kind not in "iuf":
         raise Wrong(f"For {described} your function returned {type(answer).__name__}; expected a number.")
-    whole = float(answer).is_integer() if isinstance(answer, (float, np.floating)) else True  # not nan, not inf
-    if not whole or answer < 0:
-        raise Wrong(f"For {described} your function returned {answer}; a count is a whole number, not negative.")
-    return int(answer)
+    number = value.item()
+    if not float(number).is_integer() or number < 0:  # nan and inf are not whole
+        raise Wrong(f"For {described} your function returned {number}; a count is a whole number, not negative.")
+    return int(number)
 
 
 def _array(answer, described: str, what: str) -> np.ndarray:
@@ -173,7 +187,8 @@ def _check_conv_parameters(function: Callable) -> None:
         expected = _conv_layer(height, in_channels, out_channels, kernel_size).count_params()
         if answer != expected:
             hint = ("the bias has one parameter per output channel" if answer == expected - out_channels else
-                    "the parameters do not depend on the image size" if answer % (height * width) == 0 else
+                    "the parameters do not depend on the image size"
+                    if answer in (expected * height * width, (expected - out_channels) * height * width) else
                     "count the kernel's weights and the bias")
             raise Wrong(f"For {described} your function gives {answer:,}, not what Keras counts: {hint}.")
 
@@ -228,7 +243,7 @@ def _check_quantize_per_channel(function: Callable) -> None:
         kernel[..., 0] *= 20  # channels of very different ranges: a per-tensor scale fails here
         described = f"a {shape} kernel whose channels have very different ranges"
         answer = _call(function, kernel.copy(), described=described)
-        if not (isinstance(answer, tuple) and len(answer) == 2):
+        if not (isinstance(answer, (tuple, list)) and len(answer) == 2):
             raise Wrong(f"For {described} return two things: the int8 values and the scales.")
         q, scale = _array(answer[0], described, "integers"), _array(answer[1], described, "scales")
         if q.dtype.kind not in "iuf" or scale.dtype.kind not in "iuf":  # whole or floating-point numbers
@@ -238,13 +253,17 @@ def _check_quantize_per_channel(function: Callable) -> None:
             raise Wrong(f"For {described} your integers have shape {q.shape}; they need the kernel's shape.")
         if not np.issubdtype(q.dtype, np.integer) and not np.array_equal(q, np.round(q)):
             raise Wrong(f"For {described} your quantized values are not whole numbers.")
-        if np.abs(q).max() > 127:
+        if q.min() < -127 or q.max() > 127:  # np.abs of an int8 -128 is -128
             raise Wrong(f"For {described} a value falls outside -127..127, the symmetric int8 range.")
         if scale.shape != (shape[-1],):
             raise Wrong(f"For {described} your scales have shape {scale.shape}; per channel means one scale per "
                         f"output channel, shape ({shape[-1]},).")
         error = np.abs(q * scale - kernel)
-        if not np.all(error <= scale / 2 * (1 + 1e-5) + 1e-12):
+        far = error > scale / 2 * (1 + 1e-5) + 1e-12
+        if np.any(far) and np.all(np.abs(q[far]) == 127):
+            raise Wrong(f"For {described} some weight lies beyond 127 steps of your scale and was clipped: the "
+                        "scale must bring each channel's largest |w| to 127, no further.")
+        if np.any(far):
             raise Wrong(f"For {described} some weight is further than half a step (scale / 2) from its "
                         "dequantized value q x scale: round to the nearest level.")
         peak = np.abs(q).reshape(-1, shape[-1]).max(axis=0)
@@ -315,11 +334,11 @@ def _mean_cross_entropy(p: np.ndarray, q: np.ndarray) -> float:
     return float(np.mean(-np.sum(p * np.log(q), axis=-1)))
 
 
-def _number(answer, described: str) -> float:
+def _number(answer, described: str, what: str) -> float:
     value = _array(answer, described, "answer")
     if value.size != 1 or value.dtype.kind not in "iuf":
         raise Wrong(f"For {described} your function returned {type(answer).__name__} of shape {value.shape}; "
-                    "expected one number, the loss averaged over the batch.")
+                    f"expected one number, {what}.")
     return float(value.reshape(()))
 
 
@@ -335,7 +354,7 @@ def _check_distillation_loss(function: Callable) -> None:
     def answer(s, t, temperature, alpha, what="a batch of 8 images and 10 classes"):
         described = f"{what} at temperature {temperature:g} with alpha {alpha:g}"
         got = _number(_call(function, s.copy(), t.copy(), labels.copy(), temperature, alpha, described=described),
-                      described)
+                      described, "the loss averaged over the batch")
         return got, described
 
     def close(a, b):
@@ -388,6 +407,7 @@ _FRONTS = {  # (accuracies, MACs in millions, which are Pareto-optimal)
                                         [True, True, False, True, False]),
     "two models equal in both objectives": ([0.70, 0.70, 0.60], [3.0, 3.0, 1.0], [True, True, True]),
     "a tie in accuracy, one with fewer MACs": ([0.70, 0.70, 0.65], [3.0, 4.0, 1.0], [True, False, True]),
+    "a tie in MACs, one more accurate": ([0.70, 0.80, 0.60], [3.0, 3.0, 1.0], [False, True, True]),
 }
 
 
@@ -405,7 +425,9 @@ def _check_pareto_front(function: Callable) -> None:
         hint = ("a model equal to another in both objectives is not dominated by it: domination needs one "
                 "objective strictly better" if what.startswith("two models equal") else
                 "at equal accuracy, fewer MACs dominate: 'at least as good in both, better in one'"
-                if what.startswith("a tie") else
+                if what.startswith("a tie in accuracy") else
+                "at equal MACs, the more accurate model dominates: 'at least as good in both, better in one'"
+                if what.startswith("a tie in MACs") else
                 "more accurate is better, fewer MACs are better: compare each model with every other one")
         raise Wrong(f"For {described} your answer is wrong for model(s) {wrong} (counting from 0): {hint}.")
 
@@ -421,10 +443,12 @@ def _check_net_joules_per_inference(function: Callable) -> None:
         (1_000_000_000, 1_700_000_000, 20.0, 10.0, 50_000, "a window that does not wrap"),
         (_MAX_RANGE_UJ - 300_000_000, 400_000_000, 20.0, 10.0, 50_000, "a window in which the counter wraps"),
         (5_000_000, 47_000_000, 3.0, 12.0, 1, "one long inference of 12 s"),
+        (123_456_789, 456_789_012, 2.5, 4.0, 1_000, "a window of a fraction of a joule more than whole joules"),
     ]
     for start, end, idle, seconds, n, what in cases:
         described = f"{what} (start {start:,} µJ, end {end:,} µJ, idle {idle:g} W, {seconds:g} s, {n:,} inferences)"
-        got = _number(_call(function, start, end, _MAX_RANGE_UJ, idle, seconds, n, described=described), described)
+        got = _number(_call(function, start, end, _MAX_RANGE_UJ, idle, seconds, n, described=described), described,
+                      "the net joules per inference")
         delta = (end - start if end >= start else end + _MAX_RANGE_UJ - start) / 1e6
         right = (delta - idle * seconds) / n
         if np.isclose(got, right, rtol=1e-6):
@@ -437,6 +461,8 @@ def _check_net_joules_per_inference(function: Callable) -> None:
                 if np.isclose(got, right * 1e6, rtol=1e-6) or np.isclose(got, (delta * 1e6 - idle * seconds) / n, rtol=1e-6) else
                 "divide by the number of inferences: the window holds many"
                 if np.isclose(got, right * n, rtol=1e-6) else
+                "keep the fractions of a joule: divide the microjoules by 1,000,000 with /, not //, and do not round"
+                if np.isclose(got, (np.floor(delta) - idle * seconds) / n, rtol=1e-6) else
                 "net joules per inference = (counter difference in joules - idle W x seconds) / inferences")
         raise Wrong(f"For {described} your function gives {got:.6g}: {hint}.")
 
@@ -449,6 +475,10 @@ _REPEATS = {  # net mJ per inference of a reference and a model, one per interle
     "two models within 3% in every repeat": ([1.00, 1.05, 0.97, 1.02, 0.99], [0.99, 1.03, 0.98, 1.00, 1.01],
                                              "no measurable difference"),
     "a noisy machine whose repeats drift together": ([1.0, 2.0, 1.5, 3.0, 1.2], [0.5, 1.0, 0.75, 1.5, 0.6], "less"),
+    "a large model 1-2% cheaper in every repeat": ([10.0, 10.4, 9.8, 10.1, 9.9], [9.85, 10.25, 9.68, 9.95, 9.75],
+                                                   "no measurable difference"),
+    "a small model 5% cheaper in every repeat": ([0.50, 0.52, 0.49, 0.51, 0.50], [0.475, 0.494, 0.4655, 0.4845, 0.475],
+                                                 "less"),
 }
 
 
@@ -470,6 +500,8 @@ def _check_energy_verdict(function: Callable) -> None:
                     "that disagrees, or ratios within 3%, leave no measurable difference")
         else:
             hint = "every repeat's ratio lies beyond 3% of 1 here, on the same side"
+        if what.startswith(("a large model", "a small model")):
+            hint += " (the margin is 3% of the reference's value, a ratio, not 0.03 mJ)"
         raise Wrong(f"For {described} your function says {got!r}: {hint}.")
 
 
@@ -499,15 +531,25 @@ def _check_compressed_bits(function: Callable) -> None:
         described = f"{what} (shape {kernel.shape}, {np.count_nonzero(kernel):,} non-zero)"
         answer = _call(function, kernel.copy(), clusters, described=described)
         size, nonzero = kernel.size, int(np.count_nonzero(kernel))
-        if isinstance(answer, (float, np.floating)) and abs(answer - (size + nonzero * np.log2(clusters) + 32 * clusters)) < 1:
-            raise Wrong(f"For {described} your function returned {answer:,.1f} bits: a stored index has a whole "
-                        "number of bits, so round log2(clusters) up.")
-        got = _whole_number(answer, described)
+        try:
+            got = _whole_number(answer, described)
+        except Wrong:
+            unrounded = size + nonzero * np.log2(clusters) + 32 * clusters
+            value = _array(answer, described, "answer")
+            if value.size == 1 and value.dtype.kind == "f" and abs(float(value.reshape(())) - unrounded) < 1:
+                raise Wrong(f"For {described} your function returned {float(value.reshape(())):,.1f} bits: a "
+                            "stored index has a whole number of bits, so round log2(clusters) up.") from None
+            raise
         index_bits = int(np.ceil(np.log2(clusters))) if clusters > 1 else 0
         right = size + nonzero * index_bits + 32 * clusters
         if got == right:
             continue
-        if got == right - size:
+        if clusters == 1 and got == right + nonzero:
+            hint = "with one cluster every non-zero weight is that cluster's: its index needs no bit (log2(1) = 0)"
+        elif got in (size + nonzero * bits + 32 * clusters for bits in (int(np.log2(clusters)), clusters.bit_length())):
+            hint = (f"an index numbers {clusters} clusters (0 to {clusters - 1}): the fewest whole bits b with "
+                    f"2**b >= {clusters}, neither fewer nor more")
+        elif got == right - size:
             hint = "the zeros must be stored too: a bitmask of one bit per weight says which are non-zero"
         elif got == right - 32 * clusters:
             hint = "an index means nothing without the table it points into: the centroids, 32 bits each"

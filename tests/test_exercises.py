@@ -155,3 +155,93 @@ def test_an_answer_the_checker_cannot_use_is_told_not_yet_without_a_crash(name, 
     result = exercises.check(_named(name, wrong))
     assert result.status == exercises.NOT_YET and told in result.message, result
     assert result.message.startswith("For "), "the message names the input that failed"
+
+
+PASSED_WRONGLY = {  # wrong answers the checks passed before (a probe of every check with typical mistakes)
+    "energy_verdict": [  # no 3% margin; 0.03 mJ instead of 3%
+        lambda ref, m: "less" if np.all(m / ref < 1) else "more" if np.all(m / ref > 1) else "no measurable difference",
+        lambda ref, m: "less" if np.all(m - ref < -0.03) else "more" if np.all(m - ref > 0.03) else "no measurable difference"],
+    "pareto_front": [  # domination missed at equal MACs
+        lambda a, m: np.array([not np.any((a >= x) & (m < y)) for x, y in zip(a, m)])],
+    "net_joules_per_inference": [  # whole joules only
+        lambda s, e, r, idle, sec, n: (((e - s) % r) // 1_000_000 - idle * sec) / n,
+        lambda s, e, r, idle, sec, n: (int(((e - s) % r) / 1e6) - idle * sec) / n],
+}
+
+
+@pytest.mark.parametrize("name, wrong", [pytest.param(name, wrong, id=f"{name}-{i}") for name, cases
+                                         in PASSED_WRONGLY.items() for i, wrong in enumerate(cases)])
+def test_a_wrong_answer_that_passed_before_is_caught(name, wrong):
+    result = exercises.check(_named(name, wrong))
+    assert result.status == exercises.NOT_YET and result.message.startswith("For "), result
+
+
+def test_the_caught_mistakes_are_named():
+    def message(name, wrong):
+        return exercises.check(_named(name, wrong)).message
+
+    assert "at equal MACs" in message("pareto_front", PASSED_WRONGLY["pareto_front"][0])
+    assert "fractions of a joule" in message("net_joules_per_inference", PASSED_WRONGLY["net_joules_per_inference"][0])
+    assert "within 3%" in message("energy_verdict", PASSED_WRONGLY["energy_verdict"][0])
+    assert "not 0.03 mJ" in message("energy_verdict", PASSED_WRONGLY["energy_verdict"][1])
+
+
+def test_correct_answers_in_other_forms_pass():
+    """Failed before: a whole float from np.ceil, a 0-d array, a TensorFlow scalar, a list of two."""
+    import tensorflow as tf
+
+    passing = {
+        "compressed_bits": [lambda k, c: k.size + np.count_nonzero(k) * np.ceil(np.log2(c)) + 32 * c,
+                            lambda k, c: np.array(solutions.compressed_bits(k, c)),
+                            lambda k, c: k.size + tf.math.count_nonzero(k) * int(np.ceil(np.log2(c))) + 32 * c],
+        "conv_macs": [lambda h, w, cin, cout, k: tf.reduce_prod([h, w, cout, k, k, cin])],
+        "conv_parameters": [lambda cin, cout, k: np.array((k * k * cin + 1) * cout)],
+        "quantize_per_channel": [lambda k: list(solutions.quantize_per_channel(k))],
+    }
+    for name, answers in passing.items():
+        for answer in answers:
+            result = exercises.check(_named(name, answer))
+            assert result.passed, result
+
+
+def test_a_branch_without_a_return_is_not_yet_not_unanswered():
+    """It was 'not answered yet' as soon as one input got None, though the others had answers."""
+    def two_branches(ref, m):
+        ratios = m / ref
+        if np.all(ratios < 0.97):
+            return "less"
+        if np.all(ratios > 1.03):
+            return "more"
+
+    result = exercises.check(_named("energy_verdict", two_branches))
+    assert result.status == exercises.NOT_YET and "does every branch end in a return" in result.message, result
+    assert result.message.startswith("For a model cheaper on average, but not in one repeat")
+
+
+def test_quantize_per_channel_names_a_clipping_scale_and_the_int8_minimum():
+    def scaled(divisor, dtype=np.int8):
+        def quantize_per_channel(k):
+            scale = np.abs(k).reshape(-1, k.shape[-1]).max(axis=0) / divisor
+            return np.clip(np.round(k / scale), -127, 127).astype(dtype), scale
+        return quantize_per_channel
+
+    for divisor in (128, 255):  # the scale too small: the largest weights clip at 127
+        assert "was clipped" in exercises.check(scaled(divisor)).message
+
+    def full_range(k):  # -128..127, with int8 values: np.abs(-128) is -128 in int8
+        scale = np.abs(k).reshape(-1, k.shape[-1]).max(axis=0) / 127
+        q = np.round(k / scale)
+        q[q == -127] = -128
+        return q.astype(np.int8), scale
+
+    assert "outside -127..127" in exercises.check(_named("quantize_per_channel", full_range)).message
+
+
+def test_a_count_in_a_list_is_not_a_number():
+    result = exercises.check(_named("compressed_bits", lambda k, c: [solutions.compressed_bits(k, c)]))
+    assert result.status == exercises.NOT_YET and "returned list; expected a number" in result.message
+
+
+def test_a_non_number_is_told_what_number_is_expected():
+    message = exercises.check(_named("net_joules_per_inference", lambda *a: [1.0, 2.0])).message
+    assert "expected one number, the net joules per inference" in message and "loss" not in message
