@@ -156,6 +156,9 @@ def run_notebook(path: Path, output: Path, timeout: int | None = None,
     from nbclient.exceptions import CellExecutionError
 
     nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:  # a cell the run does not reach (after a failure) shows nothing, not the stored run's outputs
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
     cells = _code_cell_sections(nb.cells)  # before the measuring cell is appended: it is not shown
     nb.cells.append(nbformat.v4.new_code_cell(_PEAK_CELL))
     tracker = _Progress(path.stem, cells, progress or _print_progress)

@@ -1,4 +1,4 @@
-"""Small helpers for the lesson notebooks: the run header, readable source, checks."""
+"""Small helpers for the lesson notebooks: the run header, readable source, checks, counts in words."""
 from __future__ import annotations
 
 import inspect
@@ -35,3 +35,11 @@ def check(condition: bool, claim: str) -> None:
     if not condition:
         raise AssertionError(f"Check failed: {claim}")
     print(f"Check passed: {claim}")
+
+
+_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve")
+
+
+def in_words(count: int) -> str:
+    """A count as a sentence writes it: 'nine' up to twelve, digits beyond ('99', '1,000')."""
+    return _WORDS[count] if 0 <= count < len(_WORDS) else f"{count:,}"

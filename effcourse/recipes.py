@@ -88,6 +88,7 @@ def fit_improved_recipe(model: keras.Model, data: ImageData, profile: Profile) -
     """Train any model as the improved recipe trains the improved CNN (augmented images, Adam from
     2e-3 down a cosine, early stopping on validation accuracy, 30 epochs in full): lesson 06 trains
     its search's winner and ResNet-8 this way, alike. Seed the model's creation beforehand."""
+    check_classes(model, data)
     epochs = profile.epochs(30)
     steps = training_steps(data, epochs)
     schedule = keras.optimizers.schedules.CosineDecay(initial_learning_rate=2e-3, decay_steps=steps)

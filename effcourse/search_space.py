@@ -357,6 +357,7 @@ def proxy_accuracy(model: keras.Model, data: "ImageData", proxy: Proxy, *, seed:
     """Train `model` (in place) as `proxy` says and return its validation accuracy. The seed fixes
     the batches, their augmentation and dropout; the initial weights were drawn when the model was
     built (`build(..., seed=...)` fixes those too)."""
+    recipes.check_classes(model, data)
     keras.utils.set_random_seed(seed)
     x, y = data.x_train[: proxy.train_images], data.y_train[: proxy.train_images]
     steps = proxy.epochs * math.ceil(len(x) / data.batch_size)

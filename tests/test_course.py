@@ -43,6 +43,20 @@ def test_failing_notebook_names_itself(tmp_path):
     assert "boom" in str(err.value)
 
 
+def test_a_failed_run_shows_no_stored_output_in_the_cells_it_did_not_reach(tmp_path):
+    """They kept the committed run's outputs (CIFAR-10, the full profile) after a failure on other data."""
+    source = write_notebook(tmp_path / "01_bad.ipynb", "print('ran')", "raise RuntimeError('boom')", "print('never')")
+    stored = nbformat.read(source, as_version=4)
+    stored.cells[2].outputs = [nbformat.v4.new_output("stream", name="stdout", text="full profile, CIFAR-10\n")]
+    stored.cells[2].execution_count = 7
+    nbformat.write(stored, source)
+    with pytest.raises(course.CourseError):
+        course.run_notebook(source, tmp_path / "out.ipynb")
+    executed = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    assert executed.cells[0].outputs[0]["text"].strip() == "ran"
+    assert executed.cells[2].outputs == [] and executed.cells[2].execution_count is None
+
+
 def test_run_notebook_reports_each_code_cell_with_its_section(tmp_path):
     nb = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_markdown_cell("# Lesson 01 · Tiny\n\n## 1. Setting up\n\nSome words."),

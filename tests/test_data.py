@@ -98,6 +98,18 @@ def test_tree_with_train_and_test_folders(tmp_path):
     assert np.bincount(d.y_test).tolist() == [2] * 10
 
 
+def test_the_data_knows_how_many_images_the_full_profile_trains_on(tmp_path):
+    """Lesson 07 scaled an epoch's energy to 45,000 images, CIFAR-10's, whatever the data."""
+    files, _, _ = cifar_files()
+    tar = write_tar(tmp_path / "cifar-10-python.tar.gz", files)
+    assert data.load_cifar10(tar, profile=ALL).full_train_images == 90  # 100 training images less 10 for validation
+    small = dataclasses.replace(ALL, name="small", train_images=50)
+    few = data.load_cifar10(tar, profile=small)
+    assert len(few.y_train) == 45 and few.full_train_images == 90
+    write_tree(tmp_path / "tree", ("cat", "dog", "owl"), 20, 4)
+    assert data.load_cifar10(tmp_path / "tree", profile=small).full_train_images == 54  # 60 less 6
+
+
 @pytest.mark.parametrize("wrap", [None, "cifar10-jpeg"])
 def test_zip_of_a_tree(tmp_path, wrap):
     write_tree(tmp_path / "tree", NAMES, 3, 1, ext=".jpg")

@@ -181,3 +181,8 @@ def test_gpu_names_from_nvml_and_without_it(monkeypatch):
     assert hardware.gpu_names() == []
     monkeypatch.setitem(sys.modules, "pynvml", None)  # not installed
     assert hardware.gpu_names() == []
+
+
+def test_counts_are_written_in_words_as_a_sentence_writes_them():
+    assert [notebook.in_words(n) for n in (0, 1, 9, 12)] == ["no", "one", "nine", "twelve"]
+    assert notebook.in_words(13) == "13" and notebook.in_words(1000) == "1,000"

@@ -242,3 +242,15 @@ def test_kendall_tau_refuses_a_score_that_is_not_finite(bad):
         search_space.kendall_tau([0.1, bad, 0.3], [0.2, 0.5, 0.4])
     assert search_space.kendall_tau([0.2, 0.5, 0.4], [0.3, 0.3, 0.3]) == 0.0
     assert f"{search_space.kendall_tau([0.5, 0.5], [0.5, 0.5]):.2f}" == "0.00"
+
+
+def test_a_model_of_other_classes_than_the_data_is_refused_before_training(tiny_data):
+    """Lesson 06 trained 10-logit models on 4-class data without a word (proxy) or for minutes (the recipe)."""
+    from effcourse import profiles, recipes
+
+    ten = search_space.build(Spec((16,)), SHAPE, 10)
+    with pytest.raises(ValueError, match="gives 10 logits, but the data has 4 classes"):
+        search_space.proxy_accuracy(ten, tiny_data, search_space.Proxy(train_images=16, val_images=8, epochs=1))
+    with pytest.raises(ValueError, match="gives 10 logits, but the data has 4 classes"):
+        recipes.fit_improved_recipe(ten, tiny_data, profiles.get("smoke"))
+    assert ten.optimizer is None  # refused before compiling, let alone training

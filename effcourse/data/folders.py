@@ -18,7 +18,7 @@ import numpy as np
 from effcourse import paths
 
 from .imagedata import (CIFAR10_CLASSES, DataError, ImageData, _announce, _check_fraction,
-                        _described, _profile, _select, _take, _unreadable)
+                        _described, _profile, _select, _take, _unreadable, full_train_images)
 from .trees import _Tree
 
 # Decoded image trees are cached when decoding took longer than this; the full CIFAR-10
@@ -112,7 +112,8 @@ def _load_tree(path: Path, origin: str, *, image_size, profile, validation_fract
     source = f"{label}: class-per-folder {'zip' if tree.zip else 'tree'} {path.name}"
     y = {split: ys.astype(np.int64) for split, (_, ys) in chosen.items()}
     loaded = ImageData(images["train"], y["train"], images["val"], y["val"], images["test"],
-                       y["test"], class_names, source, False, profile.batch_size)
+                       y["test"], class_names, source, False, profile.batch_size,
+                       full_train_images(labels["train"], validation_fraction))
     return _announce(loaded, profile, where, note)
 
 

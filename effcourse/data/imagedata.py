@@ -43,6 +43,7 @@ class ImageData:
     source: str
     synthetic: bool
     batch_size: int = 64  # of the profile it was loaded with
+    full_train_images: int | None = None  # what the full profile trains on from the same source (None: not known)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -181,13 +182,20 @@ def _select(y_train, y_test, profile, validation_fraction, rng, where: str):
     return train[keep], train[val], test
 
 
+def full_train_images(y_train, validation_fraction: float) -> int:
+    """How many training images the full profile trains on from `y_train`: all of them but the
+    validation share `_select` carves out (CIFAR-10: 45,000 of 50,000)."""
+    return len(y_train) - round(len(y_train) * validation_fraction)
+
+
 def _from_arrays(x_train, y_train, x_test, y_test, class_names, source, *, where, profile,
                  validation_fraction, seed, synthetic=False) -> ImageData:
     """The data's splits (see `_select`); `where` names the data in messages."""
     rng = np.random.default_rng(seed)
     tr, va, te = _select(y_train, y_test, profile, validation_fraction, rng, where)
     return ImageData(x_train[tr], y_train[tr], x_train[va], y_train[va], x_test[te], y_test[te],
-                     tuple(class_names), source, synthetic, profile.batch_size)
+                     tuple(class_names), source, synthetic, profile.batch_size,
+                     full_train_images(y_train, validation_fraction))
 
 
 # --------------------------------------------------------------------------- announcement
